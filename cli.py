@@ -1,0 +1,423 @@
+"""flowgraph command line: parse → call the library → render (rich for people, --json for machines).
+
+Data goes to stdout, messages and progress to stderr. Exit codes: 0 ok, 1 failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from flowgraph import __version__
+from flowgraph.ingest import IngestError
+from flowgraph.store import Store, StoreError
+from flowgraph.values import format_ts
+
+app = typer.Typer(
+    name="flowgraph",
+    help="Detect loan fund flow-back (贷款资金回流) in time-ordered transfer graphs.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class Settings:
+    store: Path = Path(".flowgraph")
+    json: bool = False
+
+
+settings = Settings()
+
+
+class Scale(StrEnum):
+    tiny = "tiny"
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+class Tracing(StrEnum):
+    greedy = "greedy"
+    maxflow = "maxflow"
+
+
+class Fail(Exception):
+    """A failure reported to the user with exit code 1."""
+
+
+# ------------------------------------------------------------------ shared helpers
+def want_json(flag: bool) -> bool:
+    return flag or settings.json
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def emit_rows(rows: list[dict], as_json: bool, title: str | None = None, columns: list[str] | None = None) -> None:
+    """The one listing helper: JSON lines or a rich table."""
+    if as_json:
+        for r in rows:
+            emit_json(r)
+        return
+    cols = columns or (list(rows[0]) if rows else [])
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
+    out.print(table)
+
+
+def say(msg: str) -> None:
+    err.print(msg)
+
+
+def open_store() -> Store:
+    return Store.open(settings.store)
+
+
+def run(fn, *args, **kwargs):
+    """Call the library; domain errors become a message on stderr and exit code 1."""
+    try:
+        return fn(*args, **kwargs)
+    except (StoreError, IngestError, Fail, FileNotFoundError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        err.print(f"[red]error:[/red] {msg}")
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"flowgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    store: Annotated[Path, typer.Option("--store", envvar="FLOWGRAPH_STORE", help="Store folder.")] = Path(".flowgraph"),
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    settings.store = store
+    settings.json = json_
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON / JSON lines).")]
+
+
+# ------------------------------------------------------------------ foundation
+@app.command()
+def init(json_: JsonOpt = False) -> None:
+    """Create an empty store (idempotent)."""
+    store = run(Store.init, settings.store)
+    status = store.status()
+    if want_json(json_):
+        emit_json(status)
+    else:
+        say(f"store ready at {store.root} (snapshot {status['snapshot_id']})")
+
+
+@app.command()
+def schema(table: Annotated[str | None, typer.Argument(help="One table (default: all).")] = None, json_: JsonOpt = False) -> None:
+    """Print the data contract: columns, types, required, allowed values, keys."""
+    from flowgraph.schema import describe
+
+    tables = run(describe, table)
+    if want_json(json_):
+        for t in tables:
+            emit_json(t)
+        return
+    for t in tables:
+        tab = Table(title=f"{t['table']}  (key: {', '.join(t['key'])})")
+        for c in ("column", "kind", "dtype", "required", "allowed", "doc"):
+            tab.add_column(c)
+        for c in t["columns"]:
+            tab.add_row(
+                c["name"], c["kind"], c["dtype"], "yes" if c["required"] else "",
+                ", ".join(c["allowed"] or []), c["doc"],
+            )
+        out.print(tab)
+
+
+class InputFormat(StrEnum):
+    contract = "contract"
+    finbench = "finbench"
+
+
+def _print_ingest(report: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json(report)
+        return
+    rows = [{"table": t, **v} for t, v in sorted(report["tables"].items())]
+    emit_rows(rows, False, title="ingest", columns=["table", "loaded", "rejected", "duplicates"])
+    for table, path in report["quarantine"].items():
+        say(f"[yellow]quarantined[/yellow] {report['tables'][table]['rejected']} {table} row(s) → {path}")
+    say(f"snapshot {report['snapshot_id']}" + ("" if report["changed"] else " (unchanged)"))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (CSV with , or |, Parquet).")],
+    table: Annotated[str | None, typer.Option(help="Table of the given files (default: from the file name).")] = None,
+    format_: Annotated[InputFormat, typer.Option("--format", help="contract or finbench (a FinBench snapshot folder).")] = InputFormat.contract,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any row is rejected.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Validate and load files; bad rows go to <store>/quarantine with a reason."""
+    from flowgraph.ingest import ingest_frames, ingest_paths
+
+    store = run(Store.init, settings.store)
+    progress = None if want_json(json_) else say
+    if format_ is InputFormat.finbench:
+        from flowgraph.finbench import read_finbench
+
+        if len(paths) != 1:
+            raise typer.BadParameter("--format finbench takes one snapshot folder")
+        report = run(lambda: ingest_frames(store, read_finbench(paths[0]), progress))
+    else:
+        report = run(ingest_paths, store, paths, table, progress)
+    _print_ingest(report, want_json(json_))
+    if strict and report["rejected"]:
+        say(f"[red]--strict: {report['rejected']} row(s) rejected[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(json_: JsonOpt = False) -> None:
+    """Row counts per table and the data snapshot id."""
+    st = run(lambda: open_store().status())
+    if want_json(json_):
+        emit_json({"snapshot_id": st["snapshot_id"], "tables": st["tables"]})
+        return
+    emit_rows([{"table": t, "rows": v["rows"]} for t, v in st["tables"].items()], False, title=f"{st['store']}  snapshot {st['snapshot_id']}")
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the CSV files and labels.parquet into.")],
+    scale: Annotated[Scale, typer.Option(help="tiny ≈ 20k tx, small ≈ 500k, medium ≈ 10M, large ≈ 50M.")] = Scale.tiny,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed → same files.")] = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Write a synthetic bank with labelled flow-back cases and negative controls."""
+    from flowgraph.generate import generate as gen
+
+    summary = run(gen, out_dir, scale=scale.value, seed=seed)
+    if want_json(json_):
+        emit_json(summary)
+    else:
+        out.print_json(json.dumps(summary))
+        say(f"wrote {out_dir}")
+
+
+# ------------------------------------------------------------------ engine
+@app.command()
+def index(
+    rebuild: Annotated[bool, typer.Option(help="Rebuild even if the index is current.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Build (or refresh) the CSR index of the store's transactions."""
+    from flowgraph.graph import load_or_build_index
+
+    store = run(open_store)
+    _, meta = run(load_or_build_index, store, rebuild, None if want_json(json_) else say)
+    if want_json(json_):
+        emit_json(meta)
+    else:
+        state = "built" if meta.get("rebuilt") else "current"
+        say(f"index {state}: {meta['accounts']} accounts, {meta['edges']} edges (snapshot {meta['snapshot_id']})")
+
+
+@app.command()
+def links(
+    party_id: Annotated[str, typer.Argument(help="A party id, e.g. person:29.")],
+    depth: Annotated[int, typer.Option(min=0, help="Relation steps to follow.")] = 1,
+    json_: JsonOpt = False,
+) -> None:
+    """Parties and accounts linked to a party, with the chain that links each."""
+    from flowgraph.links import chain_text, load_party_graph
+
+    store = run(open_store)
+    graph = load_party_graph(store)
+    parties = graph.linked_parties([party_id], depth)
+    accounts = graph.linked_accounts([party_id], depth)
+    if want_json(json_):
+        emit_json({"party_id": party_id, "depth": depth,
+                   "parties": [{"party_id": p, "chain": c} for p, c in parties.items()],
+                   "accounts": [{"account_id": a, "chain": c} for a, c in accounts.items()]})
+        return
+    tree = Tree(f"[bold]{party_id}[/bold]")
+    nodes = {party_id: tree}
+    for p, chain in sorted(parties.items(), key=lambda kv: (len(kv[1]), kv[0])):
+        if p == party_id:
+            continue
+        parent = nodes.get(chain[-2]["party"], tree)
+        nodes[p] = parent.add(f"{chain[-1]['relation']} → [bold]{p}[/bold]")
+    for a, chain in accounts.items():
+        nodes.get(chain[-2]["party"], tree).add(f"owns [cyan]{a}[/cyan]")
+    out.print(tree)
+    say(f"{len(parties) - 1} linked parties, {len(accounts)} accounts; e.g. {chain_text(next(iter(accounts.values())))}" if accounts else "no accounts linked")
+
+
+def _trace_tree(rec: dict) -> Tree:
+    head = (
+        f"[bold]{rec['loan_id']}[/bold] / {rec['disbursement_id']}: {rec['amount']}"
+        f" to {rec['account']} at {rec['ts']}"
+    )
+    tree = Tree(head)
+    if not rec["paths"]:
+        tree.add("[green]no flow-back path[/green]")
+        return tree
+    tree.add(
+        f"[red]returned {rec['returned_amount']} ({rec['return_ratio']:.1%})[/red], "
+        f"{rec['path_count']} path(s){' (truncated)' if rec['truncated'] else ''}, "
+        f"{rec['linked_accounts']} linked accounts"
+    )
+    for i, path in enumerate(rec["paths"], 1):
+        branch = tree.add(f"path {i}: {len(path['hops'])} hop(s)")
+        for h in path["hops"]:
+            branch.add(f"{h['ts']}  {h['src']} → {h['dst']}  {h['amount']}  [dim]{h['tx_id']}[/dim]")
+    return tree
+
+
+@app.command()
+def trace(
+    loan_ids: Annotated[list[str] | None, typer.Argument(help="Loan ids.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every disbursement in the store.")] = False,
+    window_days: Annotated[float | None, typer.Option(min=0)] = None,
+    max_hops: Annotated[int | None, typer.Option(min=1, max=16)] = None,
+    min_amount_ratio: Annotated[float | None, typer.Option(min=0.0)] = None,
+    min_amount: Annotated[str | None, typer.Option(help="Minimum hop amount, decimal (e.g. 1000.00).")] = None,
+    link_depth: Annotated[int | None, typer.Option(min=0)] = None,
+    max_paths: Annotated[int | None, typer.Option(min=1)] = None,
+    tracing: Annotated[Tracing | None, typer.Option(help="greedy (default) or maxflow.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Threads for batch search.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Flow-back paths of loans' disbursements back to borrower-linked accounts."""
+    from flowgraph.trace import TraceOptions, trace_loans
+    from flowgraph.values import parse_amount
+
+    if not all_ and not loan_ids:
+        raise typer.BadParameter("give LOAN_ID... or --all")
+    opts = TraceOptions.defaults().override(
+        window_days=window_days, max_hops=max_hops, min_amount_ratio=min_amount_ratio,
+        min_amount=run(parse_amount, min_amount) if min_amount is not None else None,
+        link_depth=link_depth, max_paths=max_paths,
+        tracing=tracing.value if tracing else None,
+    )
+    store = run(open_store)
+    records = run(trace_loans, store, None if all_ else loan_ids, opts, threads=threads,
+                  progress=None if want_json(json_) else say)
+    if want_json(json_):
+        for rec in records:
+            emit_json(rec)
+        return
+    for rec in records:
+        out.print(_trace_tree(rec))
+    hits = sum(1 for r in records if r["paths"])
+    say(f"{len(records)} disbursement(s), {hits} with flow-back")
+
+
+@app.command()
+def cycles(
+    edges: Annotated[Path | None, typer.Option(help="Plain from,to,amount[,ts] edge list without header (default: the store).")] = None,
+    min_hops: Annotated[int, typer.Option(min=2)] = 3,
+    max_hops: Annotated[int, typer.Option(min=2, max=12)] = 7,
+    amount_ratio: Annotated[str | None, typer.Option(help="LO:HI band for consecutive amounts y/x, e.g. 0.2:3.")] = None,
+    temporal: Annotated[bool, typer.Option(help="Only cycles whose transfers increase in time.")] = False,
+    window_days: Annotated[float | None, typer.Option(min=0, help="With --temporal: max span of a cycle.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the result here instead of stdout.")] = None,
+) -> None:
+    """Simple transfer cycles, in the CodeCraft result layout (count, then one cycle per line)."""
+    from flowgraph.cycles_service import cycles_text
+
+    band = None
+    if amount_ratio:
+        try:
+            lo, hi = (float(x) for x in amount_ratio.split(":"))
+        except ValueError:
+            raise typer.BadParameter("--amount-ratio must look like LO:HI, e.g. 0.2:3") from None
+        band = (lo, hi)
+    window_ms = int(window_days * 86_400_000) if window_days is not None else None
+    text = run(
+        cycles_text, None if edges else open_store(), edges,
+        min_hops=min_hops, max_hops=max_hops, amount_ratio=band, temporal=temporal, window_ms=window_ms,
+    )
+    if out_file:
+        from flowgraph.store import atomic_write_bytes
+
+        atomic_write_bytes(out_file, text.encode())
+        say(f"{text.splitlines()[0]} cycles → {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+# ------------------------------------------------------------------ demo
+@app.command()
+def demo(json_: JsonOpt = False) -> None:
+    """Ingest the bundled sample into a fresh store, index it, trace every loan."""
+    from flowgraph.graph import load_or_build_index
+    from flowgraph.ingest import ingest_paths
+    from flowgraph.resources import samples_dir
+    from flowgraph.trace import TraceOptions, trace_loans
+
+    as_json = want_json(json_)
+    explicit = "--store" in sys.argv or "FLOWGRAPH_STORE" in os.environ
+    root = settings.store if explicit else Path(tempfile.mkdtemp(prefix="flowgraph-demo-")) / "store"
+    store = run(Store.init, root)
+    sample = samples_dir()
+    report = run(ingest_paths, store, [sample], None, None if as_json else say)
+    _, meta = run(load_or_build_index, store, False, None)
+    records = run(trace_loans, store, None, TraceOptions.defaults())
+    hits = sorted((r for r in records if r["paths"]), key=lambda r: (-r["return_ratio"], r["disbursement_id"]))
+    summary = {
+        "store": str(root),
+        "sample": str(sample),
+        "snapshot_id": report["snapshot_id"],
+        "tables": {t: v["loaded"] for t, v in report["tables"].items()},
+        "rejected": report["rejected"],
+        "index": {"accounts": meta["accounts"], "edges": meta["edges"]},
+        "disbursements": len(records),
+        "with_flow_back": len(hits),
+        "top": [
+            {k: r[k] for k in ("loan_id", "disbursement_id", "returned_amount", "return_ratio", "path_count")}
+            for r in hits[:10]
+        ],
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    _print_ingest(report, False)
+    say(f"index: {meta['accounts']} accounts, {meta['edges']} edges")
+    emit_rows(
+        [{**t, "return_ratio": f"{t['return_ratio']:.1%}"} for t in summary["top"]], False,
+        title=f"flow-back found in {len(hits)} of {len(records)} disbursements (top 10 by return ratio)",
+    )
+    if hits:
+        say(f"next: flowgraph --store {root} trace {hits[0]['loan_id']}")
+
+
+def _main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
+
+
+__all__ = ["app", "format_ts"]
