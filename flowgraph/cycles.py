@@ -53,6 +53,7 @@ __all__ = [
 _INT_RE = re.compile(r"^-?\d+$")
 _AMOUNT_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
 _INT64_SAFE = 2**62
+_PARALLEL_MIN_EDGES = 20_000
 
 
 # --------------------------------------------------------------------------- input
@@ -413,6 +414,9 @@ def _unique_rows(rows: np.ndarray) -> np.ndarray:
     """Rows of a 2-d integer array, sorted lexicographically, without repeats."""
     if rows.shape[0] <= 1:
         return rows
+    if rows.shape[1] == 2 and rows.min() >= 0 and rows.max() < 2**31:
+        key = np.unique((rows[:, 0] << 32) | rows[:, 1])  # one sort of packed pairs
+        return np.stack([key >> 32, key & 0xFFFFFFFF], axis=1)
     rows = rows[np.lexsort(rows.T[::-1])]
     keep = np.ones(rows.shape[0], dtype=bool)
     keep[1:] = np.any(rows[1:] != rows[:-1], axis=1)
@@ -426,7 +430,7 @@ def _sort_cycles(flat: np.ndarray, lengths: np.ndarray) -> list[tuple[int, ...]]
         return out
     offsets = np.zeros(lengths.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    for k in np.unique(lengths):
+    for k in np.flatnonzero(np.bincount(lengths)):
         starts = offsets[:-1][lengths == k]
         rows = flat[starts[:, None] + np.arange(k)[None, :]]
         out.extend(map(tuple, _unique_rows(rows).tolist()))
@@ -482,7 +486,8 @@ def find_cycles(
         travel the whole cycle once, starting at any account, in strictly
         increasing time within the window.
     n_threads : int, optional
-        Worker threads (the compiled kernel releases the GIL); default: CPUs.
+        Worker threads (the compiled kernel releases the GIL); default: the CPU
+        count, or 1 for graphs under 20 000 distinct transfers.
 
     Returns
     -------
@@ -570,9 +575,11 @@ def find_cycles(
     rnbr = np.ascontiguousarray(pairs[:, 1])
 
     threads = max(1, n_threads or os.cpu_count() or 1)
+    if n_threads is None and table.shape[0] < _PARALLEL_MIN_EDGES:
+        threads = 1  # thread start-up costs more than it saves on small graphs
     # low ids carry the most work: deal starts round-robin to balance chunks
     nchunks = 1 if threads == 1 else threads * 8
-    candidates = np.intersect1d(np.unique(s_col), np.unique(d_col))
+    candidates = np.flatnonzero((np.diff(indptr) > 0) & (np.diff(rindptr) > 0))
     chunks = [candidates[i::nchunks] for i in range(nchunks)]
     window = -1 if window_ms is None else int(window_ms)
 

@@ -104,22 +104,16 @@ class TemporalIndex:
 # --------------------------------------------------------------------------- kernels
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _csr_scatter(key, other, ts, amount, n_keys, n_chunks):  # pragma: no cover - compiled
-    """Parallel stable counting sort by ``key``; scatter the edge columns into CSR order.
+@njit(cache=True, nogil=True)
+def _hist_range(key, lo, hi, hist_row):  # pragma: no cover - compiled
+    for i in range(lo, hi):
+        hist_row[key[i]] += 1
 
-    Chunk ``c`` of the input gets its own histogram, so chunks write disjoint ranges and
-    input order (= row order) is kept inside every key. Then each key's segment is
-    stable-sorted by ``ts`` (skipped when already ordered).
-    """
-    m = key.shape[0]
-    step = (m + n_chunks - 1) // n_chunks if n_chunks > 0 else m
-    hist = np.zeros((n_chunks, n_keys), np.int64)
-    for c in prange(n_chunks):
-        lo = min(c * step, m)
-        hi = min(lo + step, m)
-        for i in range(lo, hi):
-            hist[c, key[i]] += 1
+
+@njit(cache=True, nogil=True)
+def _offsets(hist, n_keys):  # pragma: no cover - compiled
+    """Turn per-chunk histograms into per-chunk write offsets; return the indptr."""
+    n_chunks = hist.shape[0]
     indptr = np.zeros(n_keys + 1, np.int64)
     total = 0
     for k in range(n_keys):
@@ -129,67 +123,123 @@ def _csr_scatter(key, other, ts, amount, n_keys, n_chunks):  # pragma: no cover 
             hist[c, k] = total
             total += cnt
     indptr[n_keys] = total
+    return indptr
+
+
+@njit(cache=True, nogil=True)
+def _scatter_range(key, other, ts, amount, lo, hi, hist_row, buf):  # pragma: no cover
+    """Scatter rows lo..hi-1 into 4-int64 records (one cache line touched per edge)."""
+    for i in range(lo, hi):
+        k = key[i]
+        p = hist_row[k]
+        hist_row[k] = p + 1
+        buf[p, 0] = ts[i]
+        buf[p, 1] = i
+        buf[p, 2] = other[i]
+        buf[p, 3] = amount[i]
+
+
+@njit(cache=True, nogil=True)
+def _sort_segment(buf, lo, hi):  # pragma: no cover - compiled
+    """Stable sort of records lo..hi-1 by ts (equal ts keep row order); no-op if sorted."""
+    ordered = True
+    for j in range(lo + 1, hi):
+        if buf[j, 0] < buf[j - 1, 0]:
+            ordered = False
+            break
+    if ordered:
+        return
+    if hi - lo <= 48:
+        for j in range(lo + 1, hi):
+            t = buf[j, 0]
+            r = buf[j, 1]
+            ot = buf[j, 2]
+            am = buf[j, 3]
+            q = j - 1
+            while q >= lo and buf[q, 0] > t:
+                buf[q + 1, 0] = buf[q, 0]
+                buf[q + 1, 1] = buf[q, 1]
+                buf[q + 1, 2] = buf[q, 2]
+                buf[q + 1, 3] = buf[q, 3]
+                q -= 1
+            buf[q + 1, 0] = t
+            buf[q + 1, 1] = r
+            buf[q + 1, 2] = ot
+            buf[q + 1, 3] = am
+        return
+    order = np.argsort(buf[lo:hi, 0], kind="mergesort")
+    seg = buf[lo:hi].copy()
+    for j in range(hi - lo):
+        q = order[j]
+        for f in range(4):
+            buf[lo + j, f] = seg[q, f]
+
+
+@njit(cache=True, nogil=True)
+def _split_range(buf, lo, hi, o_ts, o_row, o_other, o_amount):  # pragma: no cover
+    for j in range(lo, hi):
+        o_ts[j] = buf[j, 0]
+        o_row[j] = buf[j, 1]
+        o_other[j] = buf[j, 2]
+        o_amount[j] = buf[j, 3]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _csr_parallel(key, other, ts, amount, n_keys, n_chunks):  # pragma: no cover - compiled
+    """Parallel stable counting sort by ``key`` into CSR order, then sort segments by ts.
+
+    Chunk ``c`` of the input gets its own histogram, so chunks write disjoint ranges and
+    input order (= row order) is kept inside every key.
+    """
+    m = key.shape[0]
+    step = (m + n_chunks - 1) // n_chunks
+    hist = np.zeros((n_chunks, n_keys), np.int64)
+    for c in prange(n_chunks):
+        _hist_range(key, min(c * step, m), min(c * step + step, m), hist[c])
+    indptr = _offsets(hist, n_keys)
+    buf = np.empty((m, 4), np.int64)
+    for c in prange(n_chunks):
+        _scatter_range(key, other, ts, amount, min(c * step, m), min(c * step + step, m),
+                       hist[c], buf)  # fmt: skip
+    for s in prange(n_keys):
+        _sort_segment(buf, indptr[s], indptr[s + 1])
     o_row = np.empty(m, np.int64)
     o_other = np.empty(m, np.int32)
     o_ts = np.empty(m, np.int64)
     o_amount = np.empty(m, np.int64)
     for c in prange(n_chunks):
-        lo = min(c * step, m)
-        hi = min(lo + step, m)
-        for i in range(lo, hi):
-            k = key[i]
-            p = hist[c, k]
-            hist[c, k] = p + 1
-            o_row[p] = i
-            o_other[p] = other[i]
-            o_ts[p] = ts[i]
-            o_amount[p] = amount[i]
-    for s in prange(n_keys):
-        lo = indptr[s]
-        hi = indptr[s + 1]
-        ordered = True
-        for j in range(lo + 1, hi):
-            if o_ts[j] < o_ts[j - 1]:
-                ordered = False
-                break
-        if ordered:
-            continue
-        if hi - lo <= 48:
-            # insertion sort, stable: equal ts keep row order
-            for j in range(lo + 1, hi):
-                t = o_ts[j]
-                r = o_row[j]
-                ot = o_other[j]
-                am = o_amount[j]
-                q = j - 1
-                while q >= lo and o_ts[q] > t:
-                    o_ts[q + 1] = o_ts[q]
-                    o_row[q + 1] = o_row[q]
-                    o_other[q + 1] = o_other[q]
-                    o_amount[q + 1] = o_amount[q]
-                    q -= 1
-                o_ts[q + 1] = t
-                o_row[q + 1] = r
-                o_other[q + 1] = ot
-                o_amount[q + 1] = am
-            continue
-        order = np.argsort(o_ts[lo:hi], kind="mergesort")
-        seg_row = o_row[lo:hi].copy()
-        seg_other = o_other[lo:hi].copy()
-        seg_ts = o_ts[lo:hi].copy()
-        seg_amount = o_amount[lo:hi].copy()
-        for j in range(hi - lo):
-            q = order[j]
-            o_row[lo + j] = seg_row[q]
-            o_other[lo + j] = seg_other[q]
-            o_ts[lo + j] = seg_ts[q]
-            o_amount[lo + j] = seg_amount[q]
+        _split_range(buf, min(c * step, m), min(c * step + step, m), o_ts, o_row, o_other,
+                     o_amount)  # fmt: skip
     return indptr, o_other, o_ts, o_amount, o_row
 
 
+@njit(cache=True, nogil=True)
+def _csr_serial(key, other, ts, amount, n_keys):  # pragma: no cover - compiled
+    """Same as :func:`_csr_parallel` on one thread (no thread-pool start-up cost)."""
+    m = key.shape[0]
+    hist = np.zeros((1, n_keys), np.int64)
+    _hist_range(key, 0, m, hist[0])
+    indptr = _offsets(hist, n_keys)
+    buf = np.empty((m, 4), np.int64)
+    _scatter_range(key, other, ts, amount, 0, m, hist[0], buf)
+    for s in range(n_keys):
+        _sort_segment(buf, indptr[s], indptr[s + 1])
+    o_row = np.empty(m, np.int64)
+    o_other = np.empty(m, np.int32)
+    o_ts = np.empty(m, np.int64)
+    o_amount = np.empty(m, np.int64)
+    _split_range(buf, 0, m, o_ts, o_row, o_other, o_amount)
+    return indptr, o_other, o_ts, o_amount, o_row
+
+
+PARALLEL_MIN_EDGES = 200_000
+
+
 def _one_side(key, other, ts, amount, n):
-    n_chunks = max(1, min(numba.get_num_threads(), key.shape[0] // 65536 + 1))
-    return _csr_scatter(key, other, ts, amount, n, n_chunks)
+    threads = numba.get_num_threads()
+    if threads == 1 or key.shape[0] < PARALLEL_MIN_EDGES:
+        return _csr_serial(key, other, ts, amount, n)
+    return _csr_parallel(key, other, ts, amount, n, threads)
 
 
 # --------------------------------------------------------------------------- public

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -21,6 +21,20 @@ from .links import chain_text, load_party_graph
 from .schema import RELATION_TYPES
 from .store import Store
 from .values import DAY_MS, format_amount, format_ts
+
+
+@dataclass(frozen=True)
+class FlowBackRuleParams:
+    """The flow-back parameters as a rule pack writes them (``[params]`` of a flow_back rule)."""
+
+    window_days: float = field(default=30.0, metadata={"min": 0, "max": 3660, "doc": "days after disbursement a return may take"})
+    max_hops: int = field(default=5, metadata={"min": 1, "max": 12, "doc": "transfers on a path"})
+    min_amount: int = field(default=0, metadata={"type": "money", "min": 0, "doc": "every hop at least this (decimal string)"})
+    min_amount_ratio: float = field(default=0.1, metadata={"min": 0, "max": 1, "doc": "every hop at least this share of the disbursed amount"})
+    link_depth: int = field(default=1, metadata={"min": 0, "max": 6, "doc": "relation steps from the borrowers"})
+    relation_types: tuple[str, ...] = field(default=RELATION_TYPES, metadata={"choices": RELATION_TYPES, "doc": "relations that link parties"})
+    max_paths: int = field(default=100, metadata={"min": 1, "max": 100000, "doc": "paths listed per disbursement"})
+    tracing: str = field(default="greedy", metadata={"choices": ("greedy", "maxflow"), "doc": "returned-amount rule"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,16 @@ class TraceOptions:
                 p[name] = kw.pop(name)
         params = dataclasses.replace(self.params, **p)
         return dataclasses.replace(self, params=params, **kw)
+
+    @classmethod
+    def from_rule_params(cls, params: dict) -> TraceOptions:
+        """Options from a flow_back rule's validated ``params``."""
+        p = FlowBackRuleParams(**params)
+        return cls().override(
+            window_days=p.window_days, max_hops=p.max_hops, min_amount=p.min_amount,
+            min_amount_ratio=p.min_amount_ratio, max_paths=p.max_paths, tracing=p.tracing,
+            link_depth=p.link_depth, relation_types=tuple(p.relation_types),
+        )
 
     def as_dict(self) -> dict:
         p = dataclasses.asdict(self.params)
