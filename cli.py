@@ -444,6 +444,7 @@ def score(
     date_: Annotated[str | None, typer.Option("--date", help="Score as of this day (YYYY-MM-DD, UTC).")] = None,
     from_: Annotated[str | None, typer.Option("--from", help="First day of a range.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last day of a range.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every disbursement as of --date (default: the last day with data).")] = False,
     rules: RulesOpt = None,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
     fail_on: Annotated[Level | None, typer.Option(help="Exit 1 when an alert of this level or above fired.")] = None,
@@ -452,23 +453,27 @@ def score(
     """Score a day's disbursements (and those whose window is still open); write alerts."""
     from rich.progress import Progress
 
-    from flowgraph.batch import days_between, score_days
+    from flowgraph.batch import days_between, last_data_day, score_days
 
     day, start, end = _parse_day(date_, "--date"), _parse_day(from_, "--from"), _parse_day(to, "--to")
     if day and (start or end):
         raise typer.BadParameter("give --date or --from/--to, not both")
-    if not day and not (start and end):
-        raise typer.BadParameter("give --date D or --from D1 --to D2")
-    days = [day] if day else run(days_between, start, end)
+    if all_ and (start or end):
+        raise typer.BadParameter("--all scores as of one day: use it with --date or alone")
+    if not day and not (start and end) and not all_:
+        raise typer.BadParameter("give --date D, --from D1 --to D2, or --all")
     pack = _load_pack(rules)
     store = run(open_store)
+    if all_ and not day:
+        day = run(last_data_day, store)
+    days = [day] if day else run(days_between, start, end)
     as_json = want_json(json_)
     if err.is_terminal and not as_json:
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("scoring", total=len(days))
-            summary = run(score_days, store, days, pack, threads, None, lambda _d: bar.advance(task))
+            summary = run(score_days, store, days, pack, threads, None, lambda _d: bar.advance(task), all_)
     else:
-        summary = run(score_days, store, days, pack, threads)
+        summary = run(score_days, store, days, pack, threads, None, None, all_)
     if as_json:
         emit_json(summary)
     else:
@@ -511,14 +516,34 @@ def alerts(
     )
 
 
+@app.command()
+def evaluate(
+    data_dir: Annotated[Path, typer.Argument(help="Generated data folder with labels.parquet.")],
+    rules: RulesOpt = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score labelled data and print per-typology recall and per-rule precision."""
+    from flowgraph.evaluate import evaluate as run_evaluation
+
+    pack = _load_pack(rules)
+    res = run(run_evaluation, data_dir, pack, None, threads)
+    if want_json(json_):
+        emit_json(res)
+        return
+    emit_rows(res["typologies"], False, title=f"{data_dir}: {res['disbursements']} disbursements, {res['alerts']} alerts as of {res['as_of']}")
+    emit_rows(res["rules"], False, title="by rule kind")
+    say(f"lowest recall {res['recall_min']}, flow-back alerts on negative controls: {res['flow_back_on_negatives']}")
+
+
 # ------------------------------------------------------------------ demo
 @app.command()
 def demo(json_: JsonOpt = False) -> None:
-    """Ingest the bundled sample into a fresh store, index it, trace every loan."""
+    """Ingest the bundled sample into a fresh store, index it, score it, show the top alerts."""
+    from flowgraph.batch import alert_json, last_data_day, read_alerts, score_days
     from flowgraph.graph import load_or_build_index
     from flowgraph.ingest import ingest_paths
     from flowgraph.resources import samples_dir
-    from flowgraph.trace import TraceOptions, trace_loans
 
     as_json = want_json(json_)
     explicit = "--store" in sys.argv or "FLOWGRAPH_STORE" in os.environ
@@ -527,33 +552,37 @@ def demo(json_: JsonOpt = False) -> None:
     sample = samples_dir()
     report = run(ingest_paths, store, [sample], None, None if as_json else say)
     _, meta = run(load_or_build_index, store, False, None)
-    records = run(trace_loans, store, None, TraceOptions.defaults())
-    hits = sorted((r for r in records if r["paths"]), key=lambda r: (-r["return_ratio"], r["disbursement_id"]))
-    summary = {
+    pack = _load_pack(None)
+    day = run(last_data_day, store)
+    summary = run(score_days, store, [day], pack, None, None, None, True)
+    alerts_df = read_alerts(store, day)
+    top = [alert_json(r) for r in alerts_df.head(10).iter_rows(named=True)]
+    result = {
         "store": str(root),
         "sample": str(sample),
         "snapshot_id": report["snapshot_id"],
         "tables": {t: v["loaded"] for t, v in report["tables"].items()},
         "rejected": report["rejected"],
         "index": {"accounts": meta["accounts"], "edges": meta["edges"]},
-        "disbursements": len(records),
-        "with_flow_back": len(hits),
-        "top": [
-            {k: r[k] for k in ("loan_id", "disbursement_id", "returned_amount", "return_ratio", "path_count")}
-            for r in hits[:10]
-        ],
+        "as_of": day.isoformat(),
+        "score": summary,
+        "top_alerts": [{k: a[k] for k in ("alert_id", "loan_id", "rule_id", "level", "score", "reasons")} for a in top],
     }
     if as_json:
-        emit_json(summary)
+        emit_json(result)
         return
     _print_ingest(report, False)
-    say(f"index: {meta['accounts']} accounts, {meta['edges']} edges")
+    say(f"index: {meta['accounts']} accounts, {meta['edges']} edges; rule pack {pack.id} {pack.version}")
     emit_rows(
-        [{**t, "return_ratio": f"{t['return_ratio']:.1%}"} for t in summary["top"]], False,
-        title=f"flow-back found in {len(hits)} of {len(records)} disbursements (top 10 by return ratio)",
+        [{"level": a["level"], "score": a["score"], "rule": a["rule_id"], "loan": a["loan_id"], "reason": a["reasons"][0]} for a in top],
+        False,
+        title=f"{summary['alerts']} alert(s) on {summary['disbursements']} disbursement(s) as of {day} — top 10",
     )
-    if hits:
-        say(f"next: flowgraph --store {root} trace {hits[0]['loan_id']}")
+    say("levels: " + ", ".join(f"{k} {v}" for k, v in summary["by_level"].items()))
+    fb = next((a for a in top if a["rule_id"].startswith("flow_back")), None)
+    if fb:
+        say(f"next: flowgraph --store {root} trace {fb['loan_id']}")
+    say(f"      flowgraph --store {root} alerts --level high")
 
 
 def _main() -> None:  # pragma: no cover

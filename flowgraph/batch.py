@@ -230,18 +230,33 @@ def _detector_alerts(ctx: Context, index, rule: Rule, sel: pl.DataFrame, threads
     return run_detector(ctx, index, rule, sel, threads)
 
 
-def _select(ctx: Context, rule: Rule, day: date) -> pl.DataFrame:
+def _select(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.DataFrame:
+    """Disbursements a rule looks at on ``day``: made that day or with the window still
+    open (``every``: all made up to that day, for backfills)."""
     start = day_start_ms(day)
     end = start + DAY_MS
     w = rule_window_ms(rule)
+    opened = pl.lit(True) if every else pl.col("ts") + w >= start
     return ctx.disb.filter(
-        (pl.col("ts") < end)
-        & (pl.col("ts") + w >= start)
-        & pl.col("payment_mode").is_in(list(rule.payment_modes))
+        (pl.col("ts") < end) & opened & pl.col("payment_mode").is_in(list(rule.payment_modes))
     )
 
 
-def score_day(ctx: Context, day: date, threads: int | None = None, progress: Callable[[str], None] | None = None) -> tuple[pl.DataFrame, int]:
+def last_data_day(store: Store) -> date:
+    """The day of the latest transaction or disbursement (for ``score --all``)."""
+    latest = max(
+        store.scan("transactions").select(pl.col("ts").max()).collect().item() or 0,
+        store.scan("disbursements").select(pl.col("ts").max()).collect().item() or 0,
+    )
+    if not latest:
+        raise ValueError("the store holds no transactions or disbursements to score")
+    return date.fromisoformat(format_ts(latest)[:10])
+
+
+def score_day(
+    ctx: Context, day: date, threads: int | None = None, progress: Callable[[str], None] | None = None,
+    every: bool = False,
+) -> tuple[pl.DataFrame, int]:
     """Alerts of one day (not written) and the number of disbursements considered."""
     as_of = day.isoformat()
     cutoff = day_start_ms(day) + DAY_MS
@@ -251,7 +266,7 @@ def score_day(ctx: Context, day: date, threads: int | None = None, progress: Cal
     for rule in ctx.pack.rules:
         if not rule.enabled:
             continue
-        sel = _select(ctx, rule, day)
+        sel = _select(ctx, rule, day, every)
         considered.update(sel["disbursement_id"].to_list())
         if sel.height == 0:
             continue
@@ -335,8 +350,13 @@ def score_days(
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
     on_day: Callable[[date], None] | None = None,
+    every: bool = False,
 ) -> dict:
-    """Score each day, write its partition, append a line to ``runs.jsonl``; return a summary."""
+    """Score each day, write its partition, append a line to ``runs.jsonl``; return a summary.
+
+    ``every``: score every disbursement made up to the day, not only those still in
+    their window (a backfill; ``flowgraph score --all``).
+    """
     started = time.time()
     ctx = Context.load(store, pack, progress)
     by_rule: Counter = Counter()
@@ -344,9 +364,10 @@ def score_days(
     n_disb = n_alerts = 0
     partitions = []
     for day in days:
-        alerts, considered = score_day(ctx, day, threads, progress)
+        alerts, considered = score_day(ctx, day, threads, progress, every)
         manifest = {
             "as_of": day.isoformat(),
+            "mode": "all" if every else "open-window",
             "snapshot_id": store.snapshot_id,
             "ruleset_id": f"{pack.id}@{pack.version}",
             "ruleset_hash": pack.hash,

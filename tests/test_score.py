@@ -90,3 +90,14 @@ def test_score_cli_json_fail_on_and_alerts(scored, tmp_path):
     assert r.exit_code == 0
     r = runner.invoke(app, [*base, "score"])
     assert r.exit_code == 2
+
+
+def test_evaluate_sample_recall_and_negatives(tmp_path):
+    from flowgraph.evaluate import evaluate
+
+    res = evaluate(samples_dir(), store_dir=tmp_path / "s")
+    assert res["recall_min"] == 1.0
+    assert res["flow_back_on_negatives"] == 0
+    fb = next(r for r in res["rules"] if r["kind"] == "flow_back")
+    assert fb["precision"] == 1.0 and fb["on_unlabelled"] == 0
+    assert {t["typology"] for t in res["typologies"]} >= {"fb_direct", "neg_late_return", "transfer_cycle"}
