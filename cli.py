@@ -306,20 +306,26 @@ def trace(
     max_paths: Annotated[int | None, typer.Option(min=1)] = None,
     tracing: Annotated[Tracing | None, typer.Option(help="greedy (default) or maxflow.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Threads for batch search.")] = None,
+    rules: RulesOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Flow-back paths of loans' disbursements back to borrower-linked accounts."""
-    from flowgraph.trace import TraceOptions, trace_loans
+    """Flow-back paths of loans' disbursements back to borrower-linked accounts.
+
+    Parameters come from the rule pack's flow_back rules (per payment mode); the flags
+    override them.
+    """
+    from flowgraph.trace import options_from_pack, trace_loans
     from flowgraph.values import parse_amount
 
     if not all_ and not loan_ids:
         raise typer.BadParameter("give LOAN_ID... or --all")
-    opts = TraceOptions.defaults().override(
+    overrides = dict(
         window_days=window_days, max_hops=max_hops, min_amount_ratio=min_amount_ratio,
         min_amount=run(parse_amount, min_amount) if min_amount is not None else None,
         link_depth=link_depth, max_paths=max_paths,
         tracing=tracing.value if tracing else None,
     )
+    opts = {mode: o.override(**overrides) for mode, o in options_from_pack(_load_pack(rules)).items()}
     store = run(open_store)
     records = run(trace_loans, store, None if all_ else loan_ids, opts, threads=threads,
                   progress=None if want_json(json_) else say)
@@ -346,6 +352,8 @@ def cycles(
     """Simple transfer cycles, in the CodeCraft result layout (count, then one cycle per line)."""
     from flowgraph.cycles_service import cycles_text
 
+    if window_days is not None and not temporal:
+        raise typer.BadParameter("--window-days needs --temporal")
     band = None
     if amount_ratio:
         try:

@@ -36,7 +36,7 @@ from .links import PartyGraph, load_party_graph
 from .rulepack import Rule, RulePack
 from .scoring import flow_back_features, flow_back_reason, score
 from .store import Store
-from .trace import TraceOptions
+from .trace import TraceOptions, hop_records, linked_targets
 from .values import DAY_MS, format_amount, format_ts
 
 HOP = pl.Struct({"tx_id": pl.Utf8, "src": pl.Utf8, "dst": pl.Utf8, "ts": pl.Int64, "amount": pl.Int64})
@@ -154,31 +154,12 @@ class Context:
     def hop_rows(self, rows: np.ndarray) -> dict[int, dict]:
         if self.tx is None:
             self.tx = self.store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
-        rows = np.unique(rows.astype(np.int64))
-        if not len(rows):
-            return {}
-        sub = self.tx[rows]
-        return {
-            int(r): {"tx_id": t, "src": s, "dst": d, "ts": ts, "amount": a}
-            for r, (t, s, d, ts, a) in zip(rows.tolist(), sub.iter_rows(), strict=True)
-        }
+        return hop_records(self.tx, rows)
 
 
 def borrower_targets(ctx: Context, borrowers: list[str], depth: int, types) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Borrower-linked accounts per disbursement as (indptr, dense ids, chains by account)."""
-    cache: dict[str, dict] = {}
-    lists, linked_of = [], []
-    for b in borrowers:
-        if b not in cache:
-            cache[b] = ctx.graph.linked_accounts([b], depth, types) if b else {}
-        linked_of.append(cache[b])
-        dense = ctx.lookup.many(list(cache[b]))
-        lists.append(np.sort(dense[dense >= 0]).astype(np.int64))
-    indptr = np.zeros(len(lists) + 1, np.int64)
-    if lists:
-        np.cumsum([len(x) for x in lists], out=indptr[1:])
-    ids = np.concatenate(lists) if lists else np.zeros(0, np.int64)
-    return indptr, ids, linked_of
+    """Borrower-linked accounts per disbursement (see :func:`flowgraph.trace.linked_targets`)."""
+    return linked_targets(ctx.graph, ctx.lookup, borrowers, depth, types)
 
 
 def _flow_back_alerts(ctx: Context, index, rule: Rule, sel: pl.DataFrame, threads) -> list[dict]:

@@ -77,10 +77,22 @@ class TraceOptions:
         return {**p, "link_depth": self.link_depth, "relation_types": list(self.relation_types)}
 
 
+def options_from_pack(pack) -> dict[str, TraceOptions]:
+    """Payment mode → the options of the pack's flow_back rule for that mode.
+
+    A mode no enabled flow_back rule covers gets DESIGN.md's defaults.
+    """
+    out = {}
+    for mode in ("self", "entrusted"):
+        rule = next((r for r in pack.of_kind("flow_back") if mode in r.payment_modes), None)
+        out[mode] = TraceOptions.from_rule_params(rule.params) if rule else TraceOptions.defaults()
+    return out
+
+
 def select_disbursements(store: Store, loan_ids: Iterable[str] | None) -> pl.DataFrame:
     """Disbursements of the given loans (all when None) with borrower_id, in a stable order."""
     disb = store.read("disbursements")
-    loans = store.read("loans", ["loan_id", "borrower_id"])
+    loans = store.read("loans", ["loan_id", "borrower_id", "payment_mode"])
     if loan_ids is not None:
         wanted = list(dict.fromkeys(loan_ids))
         known = set(loans["loan_id"].to_list()) | set(disb["loan_id"].to_list())
@@ -88,62 +100,94 @@ def select_disbursements(store: Store, loan_ids: Iterable[str] | None) -> pl.Dat
         if unknown:
             raise ValueError(f"unknown loan id(s): {', '.join(unknown)}")
         disb = disb.filter(pl.col("loan_id").is_in(wanted))
-    return disb.join(loans, on="loan_id", how="left").sort("loan_id", "ts", "disbursement_id")
+    return (
+        disb.join(loans, on="loan_id", how="left")
+        .with_columns(pl.col("payment_mode").fill_null("self"))
+        .sort("loan_id", "ts", "disbursement_id")
+    )
 
 
 def trace_loans(
     store: Store,
     loan_ids: Iterable[str] | None,
-    options: TraceOptions | None = None,
+    options: TraceOptions | dict[str, TraceOptions] | None = None,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
-    """Flow-back records for the disbursements of ``loan_ids`` (None = every loan)."""
+    """Flow-back records for the disbursements of ``loan_ids`` (None = every loan).
+
+    ``options`` may map payment mode (self / entrusted) → options, as a rule pack does.
+    """
     options = options or TraceOptions.defaults()
     disb = select_disbursements(store, loan_ids)
     index, _ = load_or_build_index(store, progress=progress)
     lookup = AccountLookup(index.account_ids)
     graph = load_party_graph(store)
+    if isinstance(options, TraceOptions):
+        return _trace_group(store, disb, options, index, lookup, graph, threads, progress)
+    records: list[dict] = []
+    for mode, part in disb.group_by("payment_mode", maintain_order=True):
+        records += _trace_group(store, part, options[mode[0]], index, lookup, graph, threads, progress)
+    order = {d: i for i, d in enumerate(disb["disbursement_id"].to_list())}
+    return sorted(records, key=lambda r: order[r["disbursement_id"]])
 
-    linked_cache: dict[str, dict[str, list]] = {}
-    target_lists: list[np.ndarray] = []
-    linked_of: list[dict[str, list]] = []
-    for borrower in disb["borrower_id"].to_list():
-        key = borrower or ""
-        if key not in linked_cache:
-            linked_cache[key] = (
-                graph.linked_accounts([borrower], options.link_depth, options.relation_types)
-                if borrower
-                else {}
-            )
-        linked = linked_cache[key]
-        linked_of.append(linked)
-        dense = lookup.many(list(linked))
-        target_lists.append(np.sort(dense[dense >= 0]).astype(np.int32))
+
+def linked_targets(
+    graph, lookup: AccountLookup, borrowers: list[str], depth: int, relation_types
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Borrower-linked accounts of each disbursement's borrower.
+
+    Returns (indptr, sorted dense ids, linked account → chain per disbursement); borrowers
+    repeat a lot, so each is expanded once.
+    """
+    cache: dict[str, dict] = {}
+    lists, linked_of = [], []
+    for b in borrowers:
+        key = b or ""
+        if key not in cache:
+            cache[key] = graph.linked_accounts([b], depth, relation_types) if b else {}
+        linked_of.append(cache[key])
+        dense = lookup.many(list(cache[key]))
+        lists.append(np.sort(dense[dense >= 0]).astype(np.int64))
+    indptr = np.zeros(len(lists) + 1, np.int64)
+    if lists:
+        np.cumsum([len(x) for x in lists], out=indptr[1:])
+    ids = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    return indptr, ids, linked_of
+
+
+def hop_records(tx: pl.DataFrame, rows: np.ndarray) -> dict[int, dict]:
+    """Transaction row → ``{tx_id, src, dst, ts, amount}`` (ints) for the given rows."""
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if not len(rows):
+        return {}
+    sub = tx.select("tx_id", "src_account", "dst_account", "ts", "amount")[rows]
+    return {
+        int(r): {"tx_id": t, "src": s, "dst": d, "ts": ts, "amount": a}
+        for r, (t, s, d, ts, a) in zip(rows.tolist(), sub.iter_rows(), strict=True)
+    }
+
+
+def _trace_group(store, disb, options, index, lookup, graph, threads, progress) -> list[dict]:
+    target_indptr, target_ids, linked_of = linked_targets(
+        graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
+    )
     n = disb.height
-    target_indptr = np.zeros(n + 1, dtype=np.int64)
-    if n:
-        np.cumsum([len(t) for t in target_lists], out=target_indptr[1:])
-    target_ids = np.concatenate(target_lists) if n else np.zeros(0, np.int32)
     accounts = lookup.many(disb["account_id"].to_list())
     t0s = disb["ts"].to_numpy().astype(np.int64)
     amounts = disb["amount"].to_numpy().astype(np.int64)
     if progress:
         progress(f"searching {n} disbursement(s)")
     batch = find_flow_back_batch(
-        index, accounts, t0s, amounts, target_indptr, target_ids.astype(np.int32), options.params,
+        index, accounts, t0s, amounts, target_indptr, target_ids, options.params,
         threads=threads,
     )
 
-    rows_needed = np.unique(np.asarray(batch.hop_rows, dtype=np.int64))
     tx = store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
-    hop_of = {}
-    if len(rows_needed):
-        sub = tx[rows_needed]
-        for r, (tx_id, src, dst, ts, amt) in zip(rows_needed.tolist(), sub.iter_rows(), strict=True):
-            hop_of[r] = {
-                "tx_id": tx_id, "src": src, "dst": dst, "ts": format_ts(ts), "amount": format_amount(amt)
-            }
+    hop_of = {
+        r: h | {"ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])}
+        for r, h in hop_records(tx, batch.hop_rows).items()
+    }
 
     records = []
     for i, row in enumerate(disb.iter_rows(named=True)):

@@ -129,3 +129,47 @@ def test_finbench_trace_all_equals_reference(finbench_store):
         assert parse_amount(rec["returned_amount"]) == ref.returned_amount
         hits += bool(ref.paths)
     assert hits > 0  # the comparison must not be vacuous
+
+
+def _trace_json(store, *extra):
+    r = runner.invoke(app, ["--store", str(store.root), "trace", "--all", "--json", *map(str, extra)])
+    assert r.exit_code == 0, r.stderr
+    return [json.loads(x) for x in r.stdout.splitlines()]
+
+
+def test_trace_takes_parameters_from_rule_pack(sample_store, tmp_path):
+    import shutil
+
+    from flowgraph.resources import rules_dir
+
+    pack = tmp_path / "pack"
+    shutil.copytree(rules_dir() / "default", pack)
+    for name in ("flow_back_self.toml", "flow_back_entrusted.toml"):
+        p = pack / name
+        p.write_text(p.read_text().replace("window_days = 30", "window_days = 2"))
+    default = _trace_json(sample_store)
+    short = _trace_json(sample_store, "--rules", pack)
+    n_default = sum(bool(r["paths"]) for r in default)
+    n_short = sum(bool(r["paths"]) for r in short)
+    assert n_short < n_default
+    for r in short:
+        for p in r["paths"]:
+            assert p["hops"][-1]["ts"] <= format_ts_plus(r["ts"], 2)
+    # a flag overrides the pack
+    assert sum(bool(r["paths"]) for r in _trace_json(sample_store, "--rules", pack, "--window-days", 30)) == n_default
+
+
+def format_ts_plus(iso: str, days: int) -> str:
+    from flowgraph.values import format_ts, parse_ts
+
+    return format_ts(parse_ts(iso) + days * DAY_MS)
+
+
+def test_maxflow_tracing_same_paths_bounded_amounts(sample_store):
+    greedy = _trace_json(sample_store)
+    exact = _trace_json(sample_store, "--tracing", "maxflow")
+    assert [r["paths"] for r in exact] == [r["paths"] for r in greedy]
+    for r in exact:
+        assert 0 <= parse_amount(r["returned_amount"]) <= parse_amount(r["amount"])
+        if r["paths"]:
+            assert parse_amount(r["returned_amount"]) > 0
