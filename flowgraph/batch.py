@@ -35,7 +35,7 @@ from .graph import AccountLookup, index_as_of, load_or_build_index
 from .links import PartyGraph, load_party_graph
 from .rulepack import Rule, RulePack
 from .scoring import flow_back_features, flow_back_reason, score
-from .store import Store
+from .store import Store, replace_directory
 from .trace import TraceOptions, hop_records, linked_targets
 from .values import DAY_MS, format_amount, format_ts
 
@@ -305,13 +305,7 @@ def write_partition(store: Store, day: date, alerts: pl.DataFrame, manifest: dic
     try:
         alerts.write_parquet(tmp / "alerts.parquet", compression="zstd", statistics=True)
         (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{os.getpid()}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_directory(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1205,21 +1205,7 @@ def _take_scratch(workers: int, n: int, hops: int) -> _Scratch:
 
 
 def _arrays(index):
-    return tuple(
-        np.asarray(getattr(index, k))
-        for k in (
-            "indptr",
-            "dst",
-            "ts",
-            "amount",
-            "row",
-            "rindptr",
-            "rsrc",
-            "rts",
-            "ramount",
-            "rrow",
-        )
-    )
+    return index.arrays()
 
 
 def _check_disb(index, disb: Disbursements) -> tuple[np.ndarray, ...]:

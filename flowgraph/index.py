@@ -27,9 +27,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .store import replace_directory
+
 INDEX_FORMAT_VERSION = 1
 
-_ARRAYS = (
+ARRAY_NAMES = (
     "indptr",
     "dst",
     "ts",
@@ -93,6 +95,10 @@ class TemporalIndex:
     def n_edges(self) -> int:
         """Number of transactions (edges)."""
         return int(self.dst.shape[0])
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The CSR arrays as numpy arrays, in the order of ``ARRAY_NAMES``."""
+        return tuple(np.asarray(getattr(self, name)) for name in ARRAY_NAMES)
 
     def edge_src(self) -> np.ndarray:
         """Source account of every forward-CSR position (int32, computed, O(E))."""
@@ -356,7 +362,7 @@ def save_index(index: TemporalIndex, directory: Path, meta: dict) -> None:
         if ids.dtype.kind != "U":
             ids = ids.astype(str)
         arrays = {"account_ids": ids}
-        for name in _ARRAYS:
+        for name in ARRAY_NAMES:
             arrays[name] = np.ascontiguousarray(getattr(index, name), dtype=_DTYPES[name])
         for name, arr in arrays.items():
             with open(tmp / f"{name}.npy", "wb") as fh:
@@ -367,14 +373,7 @@ def save_index(index: TemporalIndex, directory: Path, meta: dict) -> None:
             json.dump(full_meta, fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
-        old = None
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
-            os.rmdir(old)
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_directory(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -406,7 +405,7 @@ def load_index(directory: Path) -> tuple[TemporalIndex, dict]:
         )
     arrays = {
         name: np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-        for name in ("account_ids", *_ARRAYS)
+        for name in ("account_ids", *ARRAY_NAMES)
     }
     return TemporalIndex(**arrays), meta
 

@@ -209,12 +209,16 @@ def _check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _load_rule(path: Path, specs: dict[str, dict[str, ParamSpec]]) -> Rule:
+def _read_toml(path: Path) -> tuple[str, dict]:
     text = path.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RulePackError(f"{path}: invalid TOML: {e}") from None
+
+
+def _load_rule(path: Path, specs: dict[str, dict[str, ParamSpec]]) -> Rule:
+    text, data = _read_toml(path)
     for key in data:
         if key not in RULE_KEYS:
             raise _err(path, text, None, key, f"unknown key (allowed: {', '.join(sorted(RULE_KEYS))})")
@@ -281,11 +285,7 @@ def load_pack(path: str | Path | None = None) -> RulePack:
     manifest = folder / "pack.toml"
     if not manifest.exists():
         raise RulePackError(f"{folder}: not a rule pack (no pack.toml)")
-    text = manifest.read_text(encoding="utf-8")
-    try:
-        meta = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise RulePackError(f"{manifest}: invalid TOML: {e}") from None
+    text, meta = _read_toml(manifest)
     for key in meta:
         if key not in PACK_KEYS:
             raise _err(manifest, text, None, key, f"unknown key (allowed: {', '.join(sorted(PACK_KEYS))})")

@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def replace_directory(tmp: Path, final: Path) -> None:
+    """Put a finished folder ``tmp`` in the place of ``final`` (created or replaced).
+
+    The old folder is renamed aside first and removed after, so ``final`` is always
+    either the old or the new content, never a mix. ``tmp`` must be on the same disk.
+    """
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rmdir(old)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def snapshot_id_of(tables: dict[str, dict]) -> str:
