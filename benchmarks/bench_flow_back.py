@@ -14,8 +14,9 @@ first-call costs are real:
              ``trace.py`` builds them), threads=1 and threads=2, the batch call alone
 - trace:     ``trace_loans(store, None)`` end to end
 - single:    ``find_flow_back`` on 1,000 random disbursements (first call apart, p50/p99)
-- reference: ``find_flow_back_reference`` on a random sample, answers compared with the
-             engine, per-disbursement time ratio reference / engine
+- reference: ``find_flow_back_reference`` on a random sample (``--ref-pool paths``: of
+             the disbursements with paths), answers compared with the engine,
+             per-disbursement time ratio reference / engine
 
 The load average (``os.getloadavg``) is recorded before and after each stage. Prints
 JSON and writes it to ``benchmarks/out/flow_back_<scale>.json`` (merging with the stages
@@ -49,7 +50,7 @@ def _targets(store):
 
     from flowgraph.graph import AccountLookup
     from flowgraph.links import load_party_graph
-    from flowgraph.trace import TraceOptions, select_disbursements
+    from flowgraph.trace import TraceOptions, linked_targets, select_disbursements
 
     options = TraceOptions.defaults()
     disb = select_disbursements(store, None)
@@ -58,24 +59,9 @@ def _targets(store):
     index, _ = load_index(store.index_dir)
     lookup = AccountLookup(index.account_ids)
     graph = load_party_graph(store)
-    cache: dict[str, dict] = {}
-    target_lists, linked_of = [], []
-    for borrower in disb["borrower_id"].to_list():
-        key = borrower or ""
-        if key not in cache:
-            cache[key] = (
-                graph.linked_accounts([borrower], options.link_depth, options.relation_types)
-                if borrower
-                else {}
-            )
-        linked_of.append(cache[key])
-        dense = lookup.many(list(cache[key]))
-        target_lists.append(np.sort(dense[dense >= 0]).astype(np.int32))
-    n = disb.height
-    tindptr = np.zeros(n + 1, dtype=np.int64)
-    if n:
-        np.cumsum([len(t) for t in target_lists], out=tindptr[1:])
-    tids = (np.concatenate(target_lists) if n else np.zeros(0, np.int32)).astype(np.int32)
+    tindptr, tids, linked_of = linked_targets(
+        graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
+    )
     accounts = lookup.many(disb["account_id"].to_list())
     t0s = disb["ts"].to_numpy().astype(np.int64)
     amounts = disb["amount"].to_numpy().astype(np.int64)
@@ -250,7 +236,13 @@ def child_reference(store_dir: str, args) -> dict:
     window = 30 * DAY_MS
     assert p.window_ms == window and p.max_hops == 5 and p.min_amount_ratio == 0.1
     rng = np.random.default_rng(args.sample_seed + 1)
-    pick = rng.choice(len(accounts), size=min(args.ref_sample, len(accounts)), replace=False)
+    pool = np.arange(len(accounts))
+    if args.ref_pool == "paths":  # only disbursements the engine finds paths for
+        from flowgraph.flow_back import find_flow_back_batch
+
+        b = find_flow_back_batch(index, accounts, t0s, amounts, tindptr, tids, p)
+        pool = np.flatnonzero(b.path_count > 0)
+    pick = rng.choice(pool, size=min(args.ref_sample, len(pool)), replace=False)
     # warm the engine (numba cache load) on something else first
     find_flow_back(index, int(accounts[0]), int(t0s[0]), int(amounts[0]), tids[tindptr[0] : tindptr[1]], p)
 
@@ -316,6 +308,7 @@ def child_reference(store_dir: str, args) -> dict:
     ratio = refs / eng if len(done) else np.zeros(0)
     ratio_f = tot / eng if len(done) else np.zeros(0)
     return {
+        "pool": args.ref_pool,
         "sampled": len(pick),
         "compared": len(done),
         "timed_out": sum(x["timed_out"] for x in rows),
@@ -372,7 +365,7 @@ def run_child(stage: str, store_dir: Path, args) -> dict:
     cmd = [sys.executable, __file__, "--child", stage, "--store", str(store_dir),
            "--repeat", str(args.repeat), "--ref-sample", str(args.ref_sample),
            "--ref-timeout", str(args.ref_timeout), "--ref-budget", str(args.ref_budget),
-           "--sample-seed", str(args.sample_seed)]  # fmt: skip
+           "--sample-seed", str(args.sample_seed), "--ref-pool", args.ref_pool]  # fmt: skip
     load_before = [round(x, 2) for x in os.getloadavg()]
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -396,6 +389,8 @@ def main() -> None:
     ap.add_argument("--ref-timeout", type=float, default=120.0, help="seconds per reference call")
     ap.add_argument("--ref-budget", type=float, default=1500.0, help="seconds for the whole reference stage")
     ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--ref-pool", choices=("all", "paths"), default="all",
+                    help="sample the reference stage from all disbursements or those with paths")
     ap.add_argument("--child")
     ap.add_argument("--store")
     ap.add_argument("--out", type=Path)
@@ -412,8 +407,9 @@ def main() -> None:
     result["prepare"] = {**result.get("prepare", {}), **prepare(data, store_dir, args.scale, args.seed)}
     for stage in args.stages.split(","):
         print(f"stage {stage} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-        result.setdefault("runs", {}).setdefault(stage, []).append(run_child(stage, store_dir, args))
-        result[stage] = result["runs"][stage][-1]
+        name = stage if not (stage == "reference" and args.ref_pool == "paths") else "reference_with_paths"
+        result.setdefault("runs", {}).setdefault(name, []).append(run_child(stage, store_dir, args))
+        result[name] = result["runs"][name][-1]
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

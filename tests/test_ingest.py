@@ -222,9 +222,11 @@ def test_kill_during_ingest_keeps_previous_snapshot(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     rng = random.Random(7)
     outcomes = set()
-    for _ in range(4):
+    # kill points move later each round so that, however fast the machine, early rounds land
+    # before the manifest swap and a later one may land after it
+    for delay in (0.3, 0.7, 1.1, 1.6, 2.2, 3.0):
         proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(store_dir), str(big)], env=env)
-        time.sleep(rng.uniform(0.3, 2.5))
+        time.sleep(delay + rng.uniform(0.0, 0.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         snap = Store.open(store_dir).snapshot_id

@@ -1,0 +1,183 @@
+"""Portfolio reports: disbursements, alerts and flow-back by period or loan attribute.
+
+``portfolio_report(store, start, end, by)`` aggregates the disbursements made in
+[start, end) with the alerts on them (latest as-of per alert):
+
+- disbursements (count, amount);
+- alerts by level and by rule;
+- loans with flow-back (count, share of the group's loans);
+- returned amount (flow-back alerts) and its share of the disbursed amount.
+
+``write_report(...)`` writes report.csv, report.xlsx and a self-contained report.html whose
+charts (matplotlib, inline SVG) need no network.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from .batch import LEVELS, day_start_ms, read_alerts
+from .store import Store, atomic_write_bytes
+from .values import format_amount
+
+GROUPINGS = ("month", "week", "branch", "industry", "region", "product", "grade")
+
+
+def _disbursements(store: Store, start: int | None, end: int | None) -> pl.DataFrame:
+    loans = store.read("loans", ["loan_id", "borrower_id", "branch", "industry", "region", "product"])
+    grades = (
+        store.scan("classifications").sort("as_of").group_by("loan_id").agg(pl.col("grade").last()).collect()
+    )
+    disb = store.read("disbursements")
+    if start is not None:
+        disb = disb.filter(pl.col("ts") >= start)
+    if end is not None:
+        disb = disb.filter(pl.col("ts") < end)
+    dt = pl.from_epoch("ts", time_unit="ms")
+    return (
+        disb.join(loans, on="loan_id", how="left")
+        .join(grades, on="loan_id", how="left")
+        .with_columns(
+            dt.dt.strftime("%Y-%m").alias("month"),
+            pl.format("{}-W{}", dt.dt.iso_year(), dt.dt.week().cast(pl.Utf8).str.pad_start(2, "0")).alias("week"),
+            pl.col("grade").fill_null("unclassified"),
+        )
+    )
+
+
+def portfolio_report(
+    store: Store, start: date | None = None, end: date | None = None, by: str = "month"
+) -> pl.DataFrame:
+    """One row per group; amounts in minor units (int64), shares as floats.
+
+    ``end`` is inclusive (the whole day counts).
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    lo = day_start_ms(start) if start else None
+    hi = day_start_ms(end) + 86_400_000 if end else None
+    disb = _disbursements(store, lo, hi).with_columns(pl.col(by).fill_null("(none)").alias("group"))
+    alerts = read_alerts(store).select("alert_id", "disbursement_id", "kind", "rule_id", "level", "returned_amount")
+    alerts = alerts.join(disb.select("disbursement_id", "loan_id", "group"), on="disbursement_id", how="inner")
+    base = disb.group_by("group").agg(
+        pl.len().alias("disbursements"),
+        pl.col("amount").sum().alias("disbursed_amount"),
+        pl.col("loan_id").n_unique().alias("loans"),
+    )
+    fb = alerts.filter(pl.col("kind") == "flow_back")
+    fb_stats = fb.group_by("group").agg(
+        pl.col("loan_id").n_unique().alias("loans_with_flow_back"),
+        pl.col("returned_amount").sum().alias("returned_amount"),
+    )
+    levels = alerts.group_by("group").agg(
+        pl.len().alias("alerts"), *[(pl.col("level") == lv).sum().alias(f"alerts_{lv}") for lv in LEVELS]
+    )
+    rules = sorted(set(alerts["rule_id"].to_list()))
+    by_rule = alerts.group_by("group").agg(*[(pl.col("rule_id") == r).sum().alias(f"rule_{r}") for r in rules])
+    out = base
+    for part in (fb_stats, levels, by_rule):
+        out = out.join(part, on="group", how="left")
+    fill = [c for c in out.columns if c not in ("group",)]
+    out = out.with_columns([pl.col(c).fill_null(0) for c in fill]).with_columns(
+        (pl.col("loans_with_flow_back") / pl.col("loans")).round(6).alias("flow_back_loan_share"),
+        (pl.col("returned_amount") / pl.col("disbursed_amount")).round(6).alias("returned_share"),
+    )
+    return out.sort("group").rename({"group": by})
+
+
+def totals(df: pl.DataFrame, by: str) -> dict:
+    """Sums over the groups (shares recomputed from the sums)."""
+    sums = {c: int(df[c].sum()) for c in df.columns if c != by and not c.endswith("share")}
+    sums["flow_back_loan_share"] = round(sums["loans_with_flow_back"] / sums["loans"], 6) if sums.get("loans") else 0.0
+    sums["returned_share"] = round(sums["returned_amount"] / sums["disbursed_amount"], 6) if sums.get("disbursed_amount") else 0.0
+    return sums
+
+
+def report_json(df: pl.DataFrame, by: str, start: date | None, end: date | None) -> dict:
+    def money(row: dict) -> dict:
+        return {k: format_amount(v) if k in ("disbursed_amount", "returned_amount") else v for k, v in row.items()}
+
+    return {
+        "by": by,
+        "from": start.isoformat() if start else None,
+        "to": end.isoformat() if end else None,
+        "groups": [money(r) for r in df.iter_rows(named=True)],
+        "totals": money(totals(df, by)),
+    }
+
+
+# ------------------------------------------------------------------ files and charts
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined
+
+
+def charts(store: Store, start: date | None, end: date | None) -> dict[str, str]:
+    """Three inline SVG charts: amounts by month, flow-back share by industry and by region,
+    alert levels by month."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "flowgraph"})
+    out = {}
+    month = portfolio_report(store, start, end, "month")
+    fig, ax = plt.subplots(figsize=(8, 3))
+    x = range(month.height)
+    ax.bar([i - 0.2 for i in x], (month["disbursed_amount"] / 100).to_list(), width=0.4, label="disbursed")
+    ax.bar([i + 0.2 for i in x], (month["returned_amount"] / 100).to_list(), width=0.4, label="returned (flow-back)")
+    ax.set_xticks(list(x), month["month"].to_list(), rotation=45, ha="right")
+    ax.set_title("Disbursed and returned amount by month")
+    ax.legend()
+    out["by_period"] = _svg(fig)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    for ax, by in zip(axes, ("industry", "region"), strict=True):
+        df = portfolio_report(store, start, end, by).sort("flow_back_loan_share", descending=True).head(15)
+        ax.barh(df[by].to_list()[::-1], df["flow_back_loan_share"].to_list()[::-1])
+        ax.set_title(f"Share of loans with flow-back by {by}")
+        ax.set_xlim(0, 1)
+    out["shares"] = _svg(fig)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 3))
+    bottom = [0] * month.height
+    for lv, colour in zip(LEVELS, ("#c0392b", "#e67e22", "#f1c40f"), strict=True):
+        vals = month[f"alerts_{lv}"].to_list()
+        ax.bar(list(x), vals, bottom=bottom, label=lv, color=colour)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(list(x), month["month"].to_list(), rotation=45, ha="right")
+    ax.set_title("Alerts by level and month of disbursement")
+    ax.legend()
+    out["levels"] = _svg(fig)
+    plt.close(fig)
+    return out
+
+
+def write_report(store: Store, out_dir: str | Path, start: date | None, end: date | None, by: str) -> dict:
+    """report.csv, report.xlsx and report.html (charts inline, no network) in ``out_dir``."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = portfolio_report(store, start, end, by)
+    data = report_json(df, by, start, end)
+    atomic_write_bytes(out_dir / "report.csv", df.write_csv().encode())
+    tmp = out_dir / ".report.xlsx.tmp"
+    df.write_excel(tmp, worksheet="report", autofit=True)
+    tmp.replace(out_dir / "report.xlsx")
+    env = Environment(loader=PackageLoader("flowgraph", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    html = env.get_template("portfolio.html.j2").render(
+        data=data, columns=df.columns, rows=df.rows(named=True), charts=charts(store, start, end),
+        snapshot_id=store.snapshot_id, by=by,
+    )
+    atomic_write_bytes(out_dir / "report.html", html.encode())
+    atomic_write_bytes(out_dir / "report.json", (json.dumps(data, indent=2) + "\n").encode())
+    return {"out": str(out_dir), "files": ["report.csv", "report.xlsx", "report.html", "report.json"], **data["totals"]}
