@@ -15,15 +15,133 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from flowgraph import __version__
+from flowgraph import access as acl
+from flowgraph import audit as audit_log
 from flowgraph.ingest import IngestError
 from flowgraph.store import Store, StoreError
 from flowgraph.values import format_ts
 
+_SECRET_OPTS = ("password", "secret", "token")
+
+
+def _command_path(group: typer.core.TyperGroup, args: list[str]) -> tuple[str | None, list[str]]:
+    """('rules list', rest) for the sub-command the args select; None for help or no command."""
+    if not args or args[0] not in group.commands:
+        return None, args
+    cmd, path, rest = group.commands[args[0]], [args[0]], args[1:]
+    if isinstance(cmd, typer.core.TyperGroup):
+        if rest and rest[0] in cmd.commands:
+            path, rest = [*path, rest[0]], rest[1:]
+        elif rest and not rest[0].startswith("-") and getattr(cmd, "default_command", None):
+            path = [*path, cmd.default_command]
+        else:
+            return None, rest  # the group's help or a usage error
+    return " ".join(path), rest
+
+
+def _redact(argv: list[str]) -> list[str]:
+    """Arguments for the audit log, with values of password/secret/token options hidden."""
+    out, hide = [], False
+    for a in argv:
+        secret = a.startswith("--") and any(w in a.lower() for w in _SECRET_OPTS)
+        out.append("***" if hide else (a.split("=", 1)[0] + "=***" if secret and "=" in a else a))
+        hide = secret and "=" not in a
+    return out
+
+
+class _GuardedGroup(typer.core.TyperGroup):
+    """The root group: every command passes here once, so access control, owner-only file
+    permissions, the no-traceback rule and the audit line live in one place.
+
+    `--help`, `--version` and bare groups are neither checked nor audited. The outcome is
+    taken from how the command ended: normal return (ok), ``typer.Exit`` (ok or failed with
+    its code), usage error (usage, 2), access denied (denied, 1), anything unexpected
+    (error, 1, a one-line message instead of a traceback; FLOWGRAPH_DEBUG=1 re-raises).
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        argv = list(args)  # before parsing consumes them
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta["flowgraph.argv"] = argv
+        return ctx
+
+    def invoke(self, ctx):
+        settings.actor = None
+        command, rest = _command_path(self, [*ctx._protected_args, *ctx.args])
+        if command is None or "--help" in rest:
+            return super().invoke(ctx)
+        store = Store(ctx.params.get("store") or settings.store)
+        flag = ctx.params.get("user")
+        outcome, code, actor = "ok", 0, None
+        old_umask = os.umask(0o077)  # store files, bundles and reports hold personal data
+        try:
+            try:
+                actor = acl.resolve_actor(store, flag)
+                settings.actor = actor
+                acl.check(command, actor)
+            except acl.AccessError as e:
+                outcome = "denied"
+                err.print(f"[red]error:[/red] {escape(str(e))}")
+                raise typer.Exit(1) from None
+            except StoreError as e:
+                err.print(f"[red]error:[/red] {escape(str(e))}")
+                raise typer.Exit(1) from None
+            result = super().invoke(ctx)
+        except typer.Exit as e:
+            code = e.exit_code
+            outcome = outcome if outcome == "denied" else "ok" if code == 0 else "failed"
+            raise
+        except typer.TyperException as e:  # click's usage and parameter errors
+            code = e.exit_code
+            outcome = "usage" if code == 2 else "failed"
+            raise
+        except (KeyboardInterrupt, typer.Abort):
+            outcome, code = "interrupted", 130
+            raise
+        except Exception as e:
+            outcome, code = "error", 1
+            if os.environ.get("FLOWGRAPH_DEBUG"):
+                raise
+            err.print(f"[red]error:[/red] internal error: {type(e).__name__}: {escape(str(e))}"
+                      " (FLOWGRAPH_DEBUG=1 shows the traceback; please report it)")
+            raise typer.Exit(1) from None
+        finally:
+            os.umask(old_umask)
+            logged = _audit(store, actor, flag, command, ctx.meta.get("flowgraph.argv", []), outcome, code)
+        if not logged:
+            raise typer.Exit(1)
+        return result
+
+
+def _audit(store: Store, actor, flag: str | None, command: str, argv: list[str], outcome: str, code: int) -> bool:
+    """Append the command's audit line; False (with a message) when the log cannot be written."""
+    if not store.manifest_path.exists():
+        return True  # no store, no log: the command touched no store data
+    try:
+        snapshot = store.snapshot_id
+    except StoreError:
+        snapshot = None
+    record = {
+        "user": actor.user if actor else acl.acting_user(flag), "os_user": acl.os_login(),
+        "role": actor.role if actor else None, "setup_mode": actor.setup_mode if actor else None,
+        "command": command, "args": _redact(argv), "outcome": outcome, "exit_code": code,
+        "snapshot_id": snapshot,
+    }
+    try:
+        audit_log.append(store, record)
+        return True
+    except OSError as e:
+        err.print(f"[red]error:[/red] cannot write the audit log {store.root / audit_log.LOG}: {escape(str(e))}")
+        return False
+
+
 app = typer.Typer(
+    cls=_GuardedGroup,
     name="flowgraph",
     help="Detect loan fund flow-back (贷款资金回流) in time-ordered transfer graphs.",
     no_args_is_help=True,
@@ -37,6 +155,7 @@ err = Console(stderr=True, highlight=False)
 class Settings:
     store: Path = Path(".flowgraph")
     json: bool = False
+    actor: acl.Actor | None = None  # set by _GuardedGroup for the running command
 
 
 settings = Settings()
@@ -96,7 +215,7 @@ def run(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (StoreError, IngestError, Fail, FileNotFoundError, ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        err.print(f"[red]error:[/red] {msg}")
+        err.print(f"[red]error:[/red] {escape(str(msg))}")  # messages quote user input: no markup
         raise typer.Exit(1) from None
 
 
@@ -111,9 +230,19 @@ def main(
     store: Annotated[Path, typer.Option("--store", envvar="FLOWGRAPH_STORE", help="Store folder.")] = Path(".flowgraph"),
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    user: Annotated[str | None, typer.Option("--user", envvar="FLOWGRAPH_USER", help="Acting user (default: the OS login); see `users`.")] = None,
 ) -> None:
     settings.store = store
     settings.json = json_
+
+
+def shield(obj: Any, *ids: str) -> Any:
+    """``obj`` with personal ids and attributes masked unless the acting role may see them
+    (``ids``: ids typed by the user that the output repeats)."""
+    actor = settings.actor
+    if actor is None or actor.may("unmasked"):
+        return obj
+    return acl.mask_personal(obj, acl.known_ids(open_store()), ids)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON / JSON lines).")]
@@ -197,9 +326,24 @@ def ingest(
 
 
 @app.command()
-def status(json_: JsonOpt = False) -> None:
+def status(
+    verify: Annotated[bool, typer.Option("--verify", help="Re-hash every table file and compare the index with the tables; exit 1 on damage.")] = False,
+    json_: JsonOpt = False,
+) -> None:
     """Row counts per table and the data snapshot id."""
     st = run(lambda: open_store().status())
+    if verify:
+        res = run(lambda: open_store().verify())
+        for p in res["problems"]:
+            say(f"[red]damaged:[/red] {escape(p)}")
+        if want_json(json_):
+            emit_json({"snapshot_id": st["snapshot_id"], "tables": st["tables"], "verify": res})
+        else:
+            say(f"[green]verified[/green] {', '.join(res['checked']) or 'empty store'}" if res["ok"] else "repair: re-ingest damaged tables into a fresh store, `flowgraph index --rebuild` for the index")
+        if not res["ok"]:
+            raise typer.Exit(1)
+        if want_json(json_):
+            return
     if want_json(json_):
         emit_json({"snapshot_id": st["snapshot_id"], "tables": st["tables"]})
         return
@@ -253,13 +397,17 @@ def links(
 
     store = run(open_store)
     graph = load_party_graph(store)
-    parties = graph.linked_parties([party_id], depth)
-    accounts = graph.linked_accounts([party_id], depth)
+    doc = shield({
+        "party_id": party_id, "depth": depth,
+        "parties": [{"party_id": p, "chain": c} for p, c in graph.linked_parties([party_id], depth).items()],
+        "accounts": [{"account_id": a, "chain": c} for a, c in graph.linked_accounts([party_id], depth).items()],
+    }, party_id)
     if want_json(json_):
-        emit_json({"party_id": party_id, "depth": depth,
-                   "parties": [{"party_id": p, "chain": c} for p, c in parties.items()],
-                   "accounts": [{"account_id": a, "chain": c} for a, c in accounts.items()]})
+        emit_json(doc)
         return
+    party_id = doc["party_id"]
+    parties = {p["party_id"]: p["chain"] for p in doc["parties"]}
+    accounts = {a["account_id"]: a["chain"] for a in doc["accounts"]}
     tree = Tree(f"[bold]{party_id}[/bold]")
     nodes = {party_id: tree}
     for p, chain in sorted(parties.items(), key=lambda kv: (len(kv[1]), kv[0])):
@@ -327,8 +475,8 @@ def trace(
     )
     opts = {mode: o.override(**overrides) for mode, o in options_from_pack(_load_pack(rules)).items()}
     store = run(open_store)
-    records = run(trace_loans, store, None if all_ else loan_ids, opts, threads=threads,
-                  progress=None if want_json(json_) else say)
+    records = shield(run(trace_loans, store, None if all_ else loan_ids, opts, threads=threads,
+                         progress=None if want_json(json_) else say))
     if want_json(json_):
         for rec in records:
             emit_json(rec)
@@ -366,6 +514,8 @@ def cycles(
         cycles_text, None if edges else open_store(), edges,
         min_hops=min_hops, max_hops=max_hops, amount_ratio=band, temporal=temporal, window_ms=window_ms,
     )
+    if edges is None:  # the store's accounts are personal data; an edge file's ids are the user's own
+        text = "\n".join(shield(text.split("\n")))
     if out_file:
         from flowgraph.store import atomic_write_bytes
 
@@ -396,12 +546,12 @@ def account(
     """One account: owner, linked parties, inflow/outflow by day, top counterparties, alerts."""
     from flowgraph.investigate import account_summary
 
-    data = run(account_summary, run(open_store), account_id, top)
+    data = shield(run(account_summary, run(open_store), account_id, top), account_id)
     if want_json(json_):
         emit_json(data)
         return
     owner = data["owner"] or {}
-    out.print(f"[bold]{account_id}[/bold]  owner {owner.get('party_id', '?')} {owner.get('name') or ''}  "
+    out.print(f"[bold]{data['account_id']}[/bold]  owner {owner.get('party_id', '?')} {owner.get('name') or ''}  "
               f"in {data['totals']['inflow']}  out {data['totals']['outflow']}  ({data['totals']['transactions']} transactions)")
     for p in data["linked_parties"]:
         out.print(f"  linked: {p['chain']}")
@@ -426,14 +576,14 @@ def paths(
     from flowgraph.investigate import paths_between
     from flowgraph.values import parse_amount
 
-    data = run(
+    data = shield(run(
         paths_between, run(open_store), src, dst, _ts_opt(since, "--since"), _ts_opt(until, "--until"),
         max_hops, run(parse_amount, min_amount) if min_amount else 0, max_paths,
-    )
+    ), src, dst)
     if want_json(json_):
         emit_json(data)
         return
-    tree = Tree(f"[bold]{src}[/bold] → [bold]{dst}[/bold]: {data['path_count']} path(s)"
+    tree = Tree(f"[bold]{data['src']}[/bold] → [bold]{data['dst']}[/bold]: {data['path_count']} path(s)"
                 + (" (truncated)" if data["truncated"] else ""))
     for i, path in enumerate(data["paths"], 1):
         branch = tree.add(f"path {i}: {len(path['hops'])} hop(s)")
@@ -456,11 +606,11 @@ def history(
     from flowgraph.values import DAY_MS, parse_amount
 
     start, end = _ts_opt(from_, "--from"), _ts_opt(to, "--to")
-    rows = run(
+    rows = shield(run(
         loan_history, run(open_store), borrower=borrower, start=start,
         end=end + DAY_MS if end is not None else None,
         min_amount=run(parse_amount, min_amount) if min_amount else None, branch=branch,
-    )
+    ), *([borrower] if borrower else []))
     emit_rows(
         [{**r, "rules": ",".join(r["rules"])} for r in rows] if not want_json(json_) else rows, want_json(json_),
         title=f"{len(rows)} loan(s)",
@@ -469,11 +619,16 @@ def history(
 
 
 @app.command()
-def loan(loan_id: Annotated[str, typer.Argument()], rules: RulesOpt = None, json_: JsonOpt = False) -> None:
+def loan(
+    loan_id: Annotated[str, typer.Argument()],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Repayment status on this day (default: the last day with data).")] = None,
+    rules: RulesOpt = None,
+    json_: JsonOpt = False,
+) -> None:
     """One loan's post-loan picture: borrower, disbursements and flow-back, repayments, grades, alerts."""
     from flowgraph.investigate import loan_picture
 
-    data = run(loan_picture, run(open_store), loan_id, _load_pack(rules))
+    data = shield(run(loan_picture, run(open_store), loan_id, _load_pack(rules), _parse_day(as_of, "--as-of")))
     if want_json(json_):
         emit_json(data)
         return
@@ -483,6 +638,12 @@ def loan(loan_id: Annotated[str, typer.Argument()], rules: RulesOpt = None, json
     for rec in data["disbursements"]:
         out.print(_trace_tree(rec))
     emit_rows(data["repayments"], False, title=f"{len(data['repayments'])} repayment(s)")
+    st = data["repayment_status"]
+    if st:
+        late = f"[red]{st['overdue_days']} days overdue[/red]" if st["overdue_days"] else f"{st['days_past_due']} days past due (within grace)" if st["days_past_due"] else "up to date"
+        out.print(f"repayment status on {st['as_of']} ({st['schedule'] or 'no schedule'}): {st['status']}, {late}; "
+                  f"due {st['due_amount']}, repaid {st['repaid_amount']}, arrears {st['arrears']}"
+                  + (f"; next due {st['next_due_ts'][:10]}" if st["next_due_ts"] else ""))
     emit_rows(data["classifications"], False, title="classification history")
     emit_rows([{"level": a["level"], "score": a["score"], "rule": a["rule_id"], "as_of": a["as_of"], "reason": a["reasons"][0]}
                for a in data["alerts"]], False, title=f"{len(data['alerts'])} alert(s)")
@@ -625,7 +786,7 @@ def alerts(
     df = run(read_alerts, store, _parse_day(date_, "--date"), level.value if level else None, rule, loan)
     if limit:
         df = df.head(limit)
-    rows = [alert_json(r) for r in df.iter_rows(named=True)]
+    rows = shield([alert_json(r) for r in df.iter_rows(named=True)])
     if want_json(json_):
         for r in rows:
             emit_json(r)
@@ -658,6 +819,83 @@ def evaluate(
 
 
 # ------------------------------------------------------------------ demo
+# ------------------------------------------------------------------ portfolio and classification
+class GroupBy(StrEnum):
+    month = "month"
+    week = "week"
+    branch = "branch"
+    industry = "industry"
+    region = "region"
+    product = "product"
+    grade = "grade"
+
+
+@app.command()
+def report(
+    from_: Annotated[str | None, typer.Option("--from", help="First disbursement day (YYYY-MM-DD).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last disbursement day (inclusive).")] = None,
+    by: Annotated[GroupBy, typer.Option("--by", help="Group by period or loan attribute.")] = GroupBy.month,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write report.csv, report.xlsx, report.html (charts inline), report.json here.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Portfolio statistics: disbursements, alerts by rule and level, loans with flow-back, returned share."""
+    from flowgraph.report import report_data, write_report
+
+    start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
+    store = run(open_store)
+    if out_dir is not None:
+        written = run(write_report, store, out_dir, start, end, by.value)
+        if not want_json(json_):
+            say(f"[green]wrote[/green] {', '.join(str(out_dir / f) for f in written['files'])}")
+    data = run(report_data, store, start, end, by.value)
+    if want_json(json_):
+        emit_json(data)
+        return
+    rows = [*data["groups"], {by.value: "total", **data["totals"]}]
+    emit_rows([{
+        by.value: r[by.value], "disb.": r["disbursements"], "disbursed": r["disbursed_amount"], "loans": r["loans"],
+        "alerts h/m/l": f"{r['alerts_high']}/{r['alerts_medium']}/{r['alerts_low']}",
+        "flow-back loans": f"{r['loans_with_flow_back']} ({r['flow_back_loan_share']:.1%})",
+        "returned": f"{r['returned_amount']} ({r['returned_share']:.1%})",
+    } for r in rows], False, title=f"portfolio by {by.value}")
+    rule_cols = sorted(c for c in data["totals"] if c.startswith("rule_"))
+    if rule_cols:
+        emit_rows([{by.value: r[by.value], **{c[5:]: r[c] for c in rule_cols}} for r in rows], False,
+                  title="alerts by rule", columns=[by.value, *[c[5:] for c in rule_cols]])
+
+
+@app.command()
+def classify(
+    as_of: Annotated[str, typer.Option("--as-of", help="Classification day (YYYY-MM-DD).")],
+    apply_: Annotated[bool, typer.Option("--apply", help="Write the suggested changes as source=auto records.")] = False,
+    rules: RulesOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Suggest five-level grade changes from the pack's classification rule (overdue days, alerts)."""
+    from flowgraph.classify import apply, suggest, suggestion_json
+
+    day = _parse_day(as_of, "--as-of")
+    pack = _load_pack(rules)
+    store = run(open_store)
+    sug = run(suggest, store, day, pack)
+    result = run(apply, store, day, sug, pack) if apply_ else None
+    rows = [suggestion_json(r) for r in sug.iter_rows(named=True)]
+    if want_json(json_):
+        for r in rows:
+            emit_json(r)
+        counts = result or {"written": 0, **{a: sum(r["action"] == a for r in rows) for a in ("change", "applied", "kept_manual")}}
+        emit_json({"as_of": day.isoformat(), "suggestions": len(rows), "apply": apply_, **counts})
+        return
+    emit_rows([{**r, "reasons": "\n".join(r["reasons"])} for r in rows], False,
+              title=f"{len(rows)} suggestion(s) as of {day}",
+              columns=["loan_id", "current_grade", "current_source", "current_as_of", "suggested_grade", "overdue_days", "action", "reasons"])
+    if result:
+        say(f"[green]wrote {result['written']} auto record(s)[/green]; already applied {result['applied']}, "
+            f"kept manual {result['kept_manual']}")
+    elif any(r["action"] == "change" for r in rows):
+        say(f"run with --apply to write {sum(r['action'] == 'change' for r in rows)} change(s) as source=auto records")
+
+
 @app.command()
 def demo(json_: JsonOpt = False) -> None:
     """Ingest the bundled sample into a fresh store, index it, score it, show the top alerts."""
@@ -710,6 +948,8 @@ def demo(json_: JsonOpt = False) -> None:
 class _EvidenceGroup(typer.core.TyperGroup):
     """`evidence TARGET ...` runs `evidence write TARGET ...`; `evidence verify DIR` verifies."""
 
+    default_command = "write"  # read by _command_path for access control and the audit log
+
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["write", *args]
@@ -728,19 +968,21 @@ def evidence_write(
     target: Annotated[str, typer.Argument(help="Alert id (or a unique prefix of 8+ characters) or loan id.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder (replaced if it exists).")],
     rules: RulesOpt = None,
-    unmasked: Annotated[bool, typer.Option("--unmasked", help="Keep account and party ids in clear (recorded in the manifest).")] = False,
-    user: Annotated[str | None, typer.Option("--user", envvar="FLOWGRAPH_USER", help="Recorded as generated_by (default: the login name).")] = None,
+    unmasked: Annotated[bool, typer.Option("--unmasked", help="Keep account and party ids in clear (recorded in the manifest; needs the 'unmasked' permission).")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Write the evidence bundle of an alert or a loan."""
-    import getpass
-
+    """Write the evidence bundle of an alert or a loan (generated_by: the acting user, see --user)."""
     from flowgraph.evidence import write_evidence
 
+    actor = settings.actor
+    if unmasked and actor is not None and not actor.may("unmasked"):
+        err.print(f"[red]error:[/red] access denied: user {escape(actor.user)!r} (role {actor.role}) may not write "
+                  f"--unmasked evidence (held by {', '.join(acl.roles_with('unmasked'))})")
+        raise typer.Exit(1)
     pack = _load_pack(rules)
     store = run(open_store)
     manifest = run(write_evidence, store, target, out_dir, pack=pack, unmasked=unmasked,
-                   generated_by=user or getpass.getuser())
+                   generated_by=actor.user if actor else acl.acting_user(None))
     if want_json(json_):
         emit_json({"bundle": str(out_dir), **manifest})
         return
@@ -770,6 +1012,98 @@ def evidence_verify(
         say(f"[green]ok[/green] {bundle_dir}: files and re-run match" if res["ok"] else f"[red]{len(res['problems'])} problem(s)[/red] in {bundle_dir}")
     if not res["ok"]:
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ users and audit
+class Role(StrEnum):
+    analyst = "analyst"
+    risk_manager = "risk_manager"
+    auditor = "auditor"
+    regulator = "regulator"
+    admin = "admin"
+
+
+users_app = typer.Typer(help="Users and roles of the store (see docs/security.md).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name as given by --user, FLOWGRAPH_USER or the OS login.")],
+    role: Annotated[Role, typer.Option("--role", help="analyst, risk_manager, auditor, regulator or admin.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Add a user (or change a user's role). The first admin ends setup mode."""
+    store = run(open_store)
+    actor = settings.actor
+    entry = run(acl.add_user, store, name, role.value, actor.user if actor else acl.acting_user(None))
+    users = run(acl.load_users, store)
+    if want_json(json_):
+        emit_json({"user": name, **entry, "setup_mode": acl.in_setup_mode(users)})
+        return
+    say(f"[green]user {escape(name)} is {role.value}[/green]")
+    if acl.in_setup_mode(users):
+        say("the store stays in setup mode (everyone acts as admin) until an admin is added")
+
+
+@users_app.command("remove")
+def users_remove(name: Annotated[str, typer.Argument()], json_: JsonOpt = False) -> None:
+    """Remove a user (never the last admin)."""
+    run(acl.remove_user, run(open_store), name)
+    if want_json(json_):
+        emit_json({"user": name, "removed": True})
+    else:
+        say(f"removed user {escape(name)}")
+
+
+@users_app.command("list")
+def users_list(json_: JsonOpt = False) -> None:
+    """Users and their roles."""
+    store = run(open_store)
+    rows = run(acl.list_users, store)
+    emit_rows(rows, want_json(json_), title="setup mode: no admin yet, everyone acts as admin"
+              if acl.in_setup_mode(run(acl.load_users, store)) else f"{len(rows)} user(s)",
+              columns=["user", "role", "added_by", "added_at"])
+
+
+audit_app = typer.Typer(help="The tamper-evident audit log (one line per command).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    head: Annotated[str | None, typer.Option("--head", help="A head hash printed earlier: the log must still contain it.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check the SHA-256 chain; exit 1 naming the first edited, deleted, inserted or moved line."""
+    res = run(audit_log.verify, run(open_store), head)
+    if want_json(json_):
+        emit_json(res)
+    elif res["ok"]:
+        say(f"[green]ok[/green] {res['log']}: {res['lines']} line(s), head {res['head']}")
+    else:
+        say(f"[red]audit log damaged[/red] {res['log']} line {res['line']}: {escape(res['reason'])}")
+    if not res["ok"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's commands.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this time on (ISO-8601 date or timestamp, UTC).")] = None,
+    command: Annotated[str | None, typer.Option("--command", help="Only commands starting with this, e.g. 'evidence'.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Audit entries, oldest first."""
+    if since is not None:
+        _ts_opt(since, "--since")
+    rows = run(audit_log.show, run(open_store), user, since, command)
+    if want_json(json_):
+        for r in rows:
+            emit_json(r)
+        return
+    emit_rows([{**r, "args": " ".join(r.get("args") or [])} for r in rows], False, title=f"{len(rows)} audit entr{'y' if len(rows) == 1 else 'ies'}",
+              columns=["seq", "time", "user", "role", "command", "args", "outcome", "exit_code"])
 
 
 def _main() -> None:  # pragma: no cover

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from .rulepack import Rule, RulePack
 from .scoring import flow_back_features, flow_back_reason, score
 from .store import Store, replace_directory
 from .trace import TraceOptions, hop_records, linked_targets
-from .values import DAY_MS, format_amount, format_ts
+from .values import DAY_MS, day_start_ms, format_amount, format_ts
 
 HOP = pl.Struct({"tx_id": pl.Utf8, "src": pl.Utf8, "dst": pl.Utf8, "ts": pl.Int64, "amount": pl.Int64})
 PATH = pl.Struct({"hops": pl.List(HOP)})
@@ -69,10 +69,6 @@ ALERT_SCHEMA: dict[str, pl.DataType] = {
     "scored_at": pl.Int64(),
 }
 LEVELS = ("high", "medium", "low")
-
-
-def day_start_ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def alert_id_of(rule_id: str, disbursement_id: str) -> str:
@@ -245,7 +241,7 @@ def score_day(
     found: list[dict] = []
     considered: set[str] = set()
     for rule in ctx.pack.rules:
-        if not rule.enabled:
+        if not rule.enabled or rule.kind == "classification":  # classification runs in `classify`
             continue
         sel = _select(ctx, rule, day, every)
         considered.update(sel["disbursement_id"].to_list())
@@ -385,11 +381,14 @@ def score_days(
 # ------------------------------------------------------------------ reading alerts
 def read_alerts(
     store: Store, day: date | None = None, level: str | None = None, rule: str | None = None,
-    loan: str | None = None, latest: bool = True,
+    loan: str | None = None, latest: bool = True, until: date | None = None,
 ) -> pl.DataFrame:
-    """Alerts of one partition, or of all (latest as_of per alert when ``latest``)."""
+    """Alerts of one partition, or of all (latest as_of per alert when ``latest``);
+    ``until`` keeps only what was known at the end of that day (partitions up to it)."""
     base = store.root / "alerts"
     files = [partition_dir(store, day) / "alerts.parquet"] if day else sorted(base.glob("date=*/alerts.parquet"))
+    if until is not None:
+        files = [f for f in files if f.parent.name[len("date="):] <= until.isoformat()]
     files = [f for f in files if f.exists()]
     if not files:
         return pl.DataFrame(schema=ALERT_SCHEMA)

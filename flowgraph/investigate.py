@@ -5,6 +5,8 @@ times ISO-8601 UTC), so the CLI only renders them.
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import polars as pl
 
@@ -189,9 +191,13 @@ def history(store: Store, **filters) -> list[dict]:
     return out
 
 
-def loan_picture(store: Store, loan_id: str, pack=None) -> dict:
-    """One loan: the loan, its borrower, disbursements with flow-back traces, repayments,
+def loan_picture(store: Store, loan_id: str, pack=None, as_of: date | None = None) -> dict:
+    """One loan: the loan, its borrower, disbursements with flow-back traces, repayments
+    with the repayment status on ``as_of`` (default: the last day with data),
     classifications and alerts."""
+    from .batch import last_data_day
+    from .classify import schedule_params_of
+    from .repayment import status_json, store_repayment_status
     from .rulepack import load_pack
 
     loans = store.scan("loans").filter(pl.col("loan_id") == loan_id).collect()
@@ -203,6 +209,8 @@ def loan_picture(store: Store, loan_id: str, pack=None) -> dict:
     rep = store.scan("repayments").filter(pl.col("loan_id") == loan_id).sort("ts").collect()
     cls = store.scan("classifications").filter(pl.col("loan_id") == loan_id).sort("as_of").collect()
     alerts = read_alerts(store, loan=loan_id)
+    as_of = as_of or last_data_day(store)
+    status = store_repayment_status(store, as_of, schedule_params_of(pack), [loan_id])
     return {
         "loan": {**loan, "amount": format_amount(loan["amount"]),
                  "maturity_date": format_ts(loan["maturity_date"]) if loan.get("maturity_date") is not None else None},
@@ -212,6 +220,7 @@ def loan_picture(store: Store, loan_id: str, pack=None) -> dict:
             {"account": r["account_id"], "ts": format_ts(r["ts"]), "amount": format_amount(r["amount"])}
             for r in rep.iter_rows(named=True)
         ],
+        "repayment_status": status_json(status.row(0, named=True), as_of) if status.height else None,
         "classifications": [
             {**r, "as_of": format_ts(r["as_of"])} for r in cls.select("as_of", "grade", "source", "reason").iter_rows(named=True)
         ],

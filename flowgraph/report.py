@@ -1,7 +1,8 @@
 """Portfolio reports: disbursements, alerts and flow-back by period or loan attribute.
 
-``portfolio_report(store, start, end, by)`` aggregates the disbursements made in
-[start, end) with the alerts on them (latest as-of per alert):
+``portfolio_tables(store, start, end, by)`` aggregates the disbursements made from day
+``start`` to day ``end`` (inclusive) with the alerts on them (latest as-of per alert), per
+group and in total (``grade`` groups by the loan's latest classification):
 
 - disbursements (count, amount);
 - alerts by level and by rule;
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date
+import logging
+import warnings
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 
-from .batch import LEVELS, day_start_ms, read_alerts
+from .batch import LEVELS, read_alerts
 from .store import Store, atomic_write_bytes
-from .values import format_amount
+from .values import day_start_ms, format_amount
 
 GROUPINGS = ("month", "week", "branch", "industry", "region", "product", "grade")
 
@@ -50,20 +53,8 @@ def _disbursements(store: Store, start: int | None, end: int | None) -> pl.DataF
     )
 
 
-def portfolio_report(
-    store: Store, start: date | None = None, end: date | None = None, by: str = "month"
-) -> pl.DataFrame:
-    """One row per group; amounts in minor units (int64), shares as floats.
-
-    ``end`` is inclusive (the whole day counts).
-    """
-    if by not in GROUPINGS:
-        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    lo = day_start_ms(start) if start else None
-    hi = day_start_ms(end) + 86_400_000 if end else None
-    disb = _disbursements(store, lo, hi).with_columns(pl.col(by).fill_null("(none)").alias("group"))
-    alerts = read_alerts(store).select("alert_id", "disbursement_id", "kind", "rule_id", "level", "returned_amount")
-    alerts = alerts.join(disb.select("disbursement_id", "loan_id", "group"), on="disbursement_id", how="inner")
+def _aggregate(disb: pl.DataFrame, alerts: pl.DataFrame, rules: list[str]) -> pl.DataFrame:
+    """The report's figures per value of the ``group`` column of both frames."""
     base = disb.group_by("group").agg(
         pl.len().alias("disbursements"),
         pl.col("amount").sum().alias("disbursed_amount"),
@@ -77,28 +68,52 @@ def portfolio_report(
     levels = alerts.group_by("group").agg(
         pl.len().alias("alerts"), *[(pl.col("level") == lv).sum().alias(f"alerts_{lv}") for lv in LEVELS]
     )
-    rules = sorted(set(alerts["rule_id"].to_list()))
     by_rule = alerts.group_by("group").agg(*[(pl.col("rule_id") == r).sum().alias(f"rule_{r}") for r in rules])
     out = base
     for part in (fb_stats, levels, by_rule):
         out = out.join(part, on="group", how="left")
-    fill = [c for c in out.columns if c not in ("group",)]
-    out = out.with_columns([pl.col(c).fill_null(0) for c in fill]).with_columns(
+    counts = [c for c in out.columns if c != "group"]
+    return out.with_columns([pl.col(c).fill_null(0).cast(pl.Int64) for c in counts]).with_columns(
         (pl.col("loans_with_flow_back") / pl.col("loans")).round(6).alias("flow_back_loan_share"),
         (pl.col("returned_amount") / pl.col("disbursed_amount")).round(6).alias("returned_share"),
     )
-    return out.sort("group").rename({"group": by})
 
 
-def totals(df: pl.DataFrame, by: str) -> dict:
-    """Sums over the groups (shares recomputed from the sums)."""
-    sums = {c: int(df[c].sum()) for c in df.columns if c != by and not c.endswith("share")}
-    sums["flow_back_loan_share"] = round(sums["loans_with_flow_back"] / sums["loans"], 6) if sums.get("loans") else 0.0
-    sums["returned_share"] = round(sums["returned_amount"] / sums["disbursed_amount"], 6) if sums.get("disbursed_amount") else 0.0
-    return sums
+def portfolio_tables(
+    store: Store, start: date | None = None, end: date | None = None, by: str = "month"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per group, one total row). Amounts in minor units (int64), shares as floats.
+
+    Disbursements made from ``start`` to ``end`` (inclusive days) with every alert on
+    them (latest as-of per alert). The total row is computed over the whole selection, so
+    a loan disbursed in two months counts once in the total but in both months.
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    lo = day_start_ms(start) if start else None
+    hi = day_start_ms(end) + 86_400_000 if end else None
+    disb = _disbursements(store, lo, hi).with_columns(pl.col(by).fill_null("(none)").alias("group"))
+    alerts = read_alerts(store).select("alert_id", "disbursement_id", "kind", "rule_id", "level", "returned_amount")
+    alerts = alerts.join(disb.select("disbursement_id", "loan_id", "group"), on="disbursement_id", how="inner")
+    rules = sorted(set(alerts["rule_id"].to_list()))
+    groups = _aggregate(disb, alerts, rules).sort("group").rename({"group": by})
+    everything = pl.lit("total").alias("group")
+    total = _aggregate(disb.with_columns(everything), alerts.with_columns(everything), rules).rename({"group": by})
+    if total.height == 0:  # nothing disbursed in the range: a row of zeros
+        total = pl.DataFrame([{c: ("total" if c == by else 0.0 if c.endswith("share") else 0) for c in groups.columns}],
+                             schema=groups.schema)
+    return groups, total
 
 
-def report_json(df: pl.DataFrame, by: str, start: date | None, end: date | None) -> dict:
+def portfolio_report(
+    store: Store, start: date | None = None, end: date | None = None, by: str = "month"
+) -> pl.DataFrame:
+    """One row per group (see :func:`portfolio_tables`)."""
+    return portfolio_tables(store, start, end, by)[0]
+
+
+def report_json(groups: pl.DataFrame, total: pl.DataFrame, by: str, start: date | None, end: date | None) -> dict:
+    """The report as JSON: amounts as decimal strings, one object per group plus totals."""
     def money(row: dict) -> dict:
         return {k: format_amount(v) if k in ("disbursed_amount", "returned_amount") else v for k, v in row.items()}
 
@@ -106,15 +121,25 @@ def report_json(df: pl.DataFrame, by: str, start: date | None, end: date | None)
         "by": by,
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,
-        "groups": [money(r) for r in df.iter_rows(named=True)],
-        "totals": money(totals(df, by)),
+        "groups": [money(r) for r in groups.iter_rows(named=True)],
+        "totals": money({k: v for k, v in total.row(0, named=True).items() if k != by}),
     }
+
+
+def report_data(store: Store, start: date | None = None, end: date | None = None, by: str = "month") -> dict:
+    """:func:`portfolio_tables` as JSON (what ``flowgraph report --json`` prints)."""
+    groups, total = portfolio_tables(store, start, end, by)
+    return report_json(groups, total, by, start, end)
 
 
 # ------------------------------------------------------------------ files and charts
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with warnings.catch_warnings():
+        # text stays text in the SVG (svg.fonttype none) and the browser draws it with its own
+        # CJK-capable fonts; matplotlib only measures it with DejaVu and warns about 中文 names
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})  # same data → same bytes
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined
 
@@ -125,9 +150,15 @@ def charts(store: Store, start: date | None, end: date | None) -> dict[str, str]
     import matplotlib
 
     matplotlib.use("Agg")
+    # the CJK families are for the browser; their absence here is expected, not news
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "flowgraph"})
+    plt.rcParams.update({
+        "svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "flowgraph",
+        # names the browser falls back through for Chinese branch/region/industry labels
+        "font.family": ["DejaVu Sans", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "sans-serif"],
+    })
     out = {}
     month = portfolio_report(store, start, end, "month")
     fig, ax = plt.subplots(figsize=(8, 3))
@@ -164,18 +195,23 @@ def charts(store: Store, start: date | None, end: date | None) -> dict[str, str]
 def write_report(store: Store, out_dir: str | Path, start: date | None, end: date | None, by: str) -> dict:
     """report.csv, report.xlsx and report.html (charts inline, no network) in ``out_dir``."""
     from jinja2 import Environment, PackageLoader, select_autoescape
+    from xlsxwriter import Workbook
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = portfolio_report(store, start, end, by)
-    data = report_json(df, by, start, end)
+    groups, total = portfolio_tables(store, start, end, by)
+    data = report_json(groups, total, by, start, end)
+    df = pl.concat([groups, total], how="vertical_relaxed")  # the total row last, as in the HTML
     atomic_write_bytes(out_dir / "report.csv", df.write_csv().encode())
     tmp = out_dir / ".report.xlsx.tmp"
-    df.write_excel(tmp, worksheet="report", autofit=True)
+    with Workbook(str(tmp)) as wb:
+        # a fixed creation time: the same data must give the same bytes
+        wb.set_properties({"created": datetime(2000, 1, 1, tzinfo=UTC), "title": f"flowgraph portfolio report by {by}"})
+        df.write_excel(wb, worksheet="report", autofit=True)
     tmp.replace(out_dir / "report.xlsx")
     env = Environment(loader=PackageLoader("flowgraph", "templates"), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template("portfolio.html.j2").render(
-        data=data, columns=df.columns, rows=df.rows(named=True), charts=charts(store, start, end),
+        data=data, columns=groups.columns, charts=charts(store, start, end),
         snapshot_id=store.snapshot_id, by=by,
     )
     atomic_write_bytes(out_dir / "report.html", html.encode())

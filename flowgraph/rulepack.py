@@ -126,12 +126,15 @@ def specs_from_dataclass(cls) -> dict[str, ParamSpec]:
 
 def kind_specs() -> dict[str, dict[str, ParamSpec]]:
     """Every rule kind → its parameter specs (imported lazily: detectors pull in numba)."""
+    from .classify import ClassificationParams
     from .detectors import PARAMS_BY_KIND
     from .trace import FlowBackRuleParams
 
-    return {"flow_back": specs_from_dataclass(FlowBackRuleParams)} | {
-        k: specs_from_dataclass(v) for k, v in PARAMS_BY_KIND.items()
-    }
+    return (
+        {"flow_back": specs_from_dataclass(FlowBackRuleParams)}
+        | {k: specs_from_dataclass(v) for k, v in PARAMS_BY_KIND.items()}
+        | {"classification": specs_from_dataclass(ClassificationParams)}
+    )
 
 
 SCORE_FEATURES = {

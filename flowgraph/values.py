@@ -15,7 +15,7 @@ Money is int64 minor units (cents); time is int64 UTC milliseconds.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 DAY_MS = 86_400_000
@@ -26,6 +26,11 @@ TS_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.(\d{1,9}))?)?"
     r"(Z|[+-]\d{2}:?\d{2})?$"
 )
+
+
+def day_start_ms(d: date) -> int:
+    """UTC midnight of a calendar day, in ms."""
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def format_amount(minor: int) -> str:

@@ -13,7 +13,7 @@ from flowgraph.rulepack import RulePackError, load_pack
 
 runner = CliRunner()
 KINDS = {"flow_back", "repay_with_loan", "prohibited_destination", "rapid_pass_through",
-         "large_outflow", "split_disbursement", "transfer_cycle"}
+         "large_outflow", "split_disbursement", "transfer_cycle", "classification"}
 
 
 def test_default_pack_has_every_rule_kind():
