@@ -225,7 +225,7 @@ def _gather(
     records = trace_loans(store, [loan_id], options)
     alert_rows = [alert_json(r) for r in alerts.sort("rule_id", "alert_id").iter_rows(named=True)]
     opts = options[mode]
-    graph = load_party_graph(store)
+    graph = load_party_graph(store, [r["borrower_id"] for r in records], opts.link_depth)
 
     paths: list[dict] = []
     seen: set[tuple] = set()

@@ -15,7 +15,7 @@ from .flow_back import FlowBackParams, find_flow_back
 from .graph import AccountLookup, load_or_build_index
 from .links import chain_text, load_party_graph
 from .store import Store
-from .trace import hop_records, options_from_pack, trace_loans
+from .trace import HOP_COLUMNS, hop_records, options_from_pack, read_rows, trace_loans
 from .values import format_amount, format_ts
 
 
@@ -48,8 +48,8 @@ def account_summary(store: Store, account_id: str, top: int = 10) -> dict:
     if acc.height == 0 and tx.height == 0:
         raise KeyError(f"unknown account {account_id!r}")
     owner_id = acc["owner_id"][0] if acc.height else None
-    graph = load_party_graph(store)
-    linked = graph.linked_parties([owner_id], 1) if owner_id else {}
+    graph = load_party_graph(store, [owner_id], 1) if owner_id else None
+    linked = graph.linked_parties([owner_id], 1) if graph else {}
     flows = (
         tx.with_columns(
             pl.from_epoch("ts", time_unit="ms").dt.date().cast(pl.Utf8).alias("day"),
@@ -125,8 +125,8 @@ def paths_between(
     params = FlowBackParams(window_ms=max(0, hi - lo), max_hops=max_hops, min_amount=min_amount,
                             min_amount_ratio=0.0, max_paths=max_paths)
     res = find_flow_back(index, s, lo, 0, np.array([d], np.int64), params)
-    tx = store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
     rows = np.concatenate(res.paths) if res.paths else np.zeros(0, np.int64)
+    tx = read_rows(store, "transactions", rows, HOP_COLUMNS)
     hops = {r: h | {"ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])}
             for r, h in hop_records(tx, rows).items()}
     return {

@@ -40,11 +40,23 @@ Chain = list[dict[str, str]]
 
 
 def _norm_phone(s: str) -> str:
+    """Digits only: ``+86 138-0000-0000`` and ``8613800000000`` are one phone."""
     return re.sub(r"\D", "", s)
 
 
 def _norm_address(s: str) -> str:
+    """Case and runs of white space do not make another address."""
     return " ".join(s.lower().split())
+
+
+def _phone_expr(col: pl.Expr) -> pl.Expr:
+    """:func:`_norm_phone` as a polars expression."""
+    return col.str.replace_all(r"\D", "")
+
+
+def _address_expr(col: pl.Expr) -> pl.Expr:
+    """:func:`_norm_address` as a polars expression."""
+    return col.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars(" ")
 
 
 @dataclass
@@ -63,32 +75,40 @@ class PartyGraph:
     def from_frames(
         cls, relations: pl.DataFrame, parties: pl.DataFrame, accounts: pl.DataFrame
     ) -> PartyGraph:
+        # built column-wise in polars, then handed to dicts in one go: a bank has millions
+        # of parties and a Python loop over rows cost seconds on every trace
         g = cls()
-        rel = relations.select("party_a", "party_b", "relation").drop_nulls()
-        for a, b, r in rel.sort("party_a", "party_b", "relation").iter_rows():
-            if a == b:
-                continue
-            g.neighbors.setdefault(a, []).append((b, r))
-            g.neighbors.setdefault(b, []).append((a, r))
-        for lst in g.neighbors.values():
-            lst.sort()
-        for kind, col, norm in (
-            ("shared_phone", "phone", _norm_phone),
-            ("shared_address", "address", _norm_address),
-        ):
+        rel = relations.select("party_a", "party_b", "relation").drop_nulls().filter(pl.col("party_a") != pl.col("party_b"))
+        both = pl.concat([
+            rel.select(pl.col("party_a").alias("p"), pl.col("party_b").alias("o"), pl.col("relation").alias("r")),
+            rel.select(pl.col("party_b").alias("p"), pl.col("party_a").alias("o"), pl.col("relation").alias("r")),
+        ])
+        if both.height:
+            grouped = both.sort("p", "o", "r").group_by("p", maintain_order=True).agg("o", "r")
+            g.neighbors = {
+                p: list(zip(o, r, strict=True))
+                for p, o, r in zip(*(grouped[c].to_list() for c in ("p", "o", "r")), strict=True)
+            }
+        for kind, col, norm in (("shared_phone", "phone", _phone_expr), ("shared_address", "address", _address_expr)):
             if col not in parties.columns:
                 continue
-            for pid, value in parties.select("party_id", col).drop_nulls().sort("party_id").iter_rows():
-                v = norm(value)
-                if not v:
-                    continue
+            values = (
+                parties.select("party_id", norm(pl.col(col)).alias("v"))
+                .drop_nulls()
+                .filter(pl.col("v") != "")
+                .sort("party_id", maintain_order=True)
+            )
+            if not values.height:
+                continue
+            members = values.group_by("v", maintain_order=True).agg("party_id")
+            for v, pids in zip(members["v"].to_list(), members["party_id"].to_list(), strict=True):
+                g.members[(kind, v)] = pids
+            for pid, v in zip(values["party_id"].to_list(), values["v"].to_list(), strict=True):
                 g.attr_of.setdefault(pid, []).append((kind, v))
-                g.members.setdefault((kind, v), []).append(pid)
-        for aid, owner in accounts.select("account_id", "owner_id").drop_nulls().sort(
-            "account_id"
-        ).iter_rows():
-            g.owned.setdefault(owner, []).append(aid)
-            g.owner_of[aid] = owner
+        acc = accounts.select("account_id", "owner_id").drop_nulls().sort("account_id")
+        owned = acc.group_by("owner_id", maintain_order=True).agg("account_id")
+        g.owned = dict(zip(owned["owner_id"].to_list(), owned["account_id"].to_list(), strict=True))
+        g.owner_of = dict(zip(acc["account_id"].to_list(), acc["owner_id"].to_list(), strict=True))
         return g
 
     def _steps(self, party: str, allowed: frozenset[str]) -> Iterable[tuple[str, str]]:
@@ -159,12 +179,48 @@ def chain_text(chain: Chain) -> str:
     return " ".join(parts)
 
 
-def load_party_graph(store) -> PartyGraph:
-    """The party graph of a :class:`flowgraph.store.Store`."""
+def _neighbourhood(relations: pl.DataFrame, parties: pl.DataFrame, borrowers: list[str], depth: int) -> set[str]:
+    """Parties within ``depth`` steps of the borrowers over every link type (a superset of
+    what any rule's allowed types reach)."""
+    attrs = pl.concat(
+        [
+            parties.select("party_id", pl.lit(kind).alias("kind"), norm(pl.col(col)).alias("v"))
+            for kind, col, norm in (("shared_phone", "phone", _phone_expr), ("shared_address", "address", _address_expr))
+            if col in parties.columns
+        ]
+        or [pl.DataFrame(schema={"party_id": pl.Utf8, "kind": pl.Utf8, "v": pl.Utf8})]
+    ).filter(pl.col("v").is_not_null() & (pl.col("v") != ""))
+    reached = set(borrowers)
+    frontier = sorted(reached)
+    for _ in range(depth):
+        if not frontier:
+            break
+        f = frontier
+        via_rel = relations.filter(pl.col("party_a").is_in(f) | pl.col("party_b").is_in(f))
+        via_attr = attrs.join(attrs.filter(pl.col("party_id").is_in(f)).select("kind", "v").unique(), on=["kind", "v"])
+        found = set(via_rel["party_a"].to_list()) | set(via_rel["party_b"].to_list()) | set(via_attr["party_id"].to_list())
+        frontier = sorted(found - reached)
+        reached |= found
+    return reached
+
+
+def load_party_graph(store, borrowers: Iterable[str] | None = None, depth: int | None = None) -> PartyGraph:
+    """The party graph of a :class:`flowgraph.store.Store`.
+
+    With ``borrowers`` and ``depth``, only the part within ``depth`` steps of them: the
+    same :meth:`PartyGraph.linked_accounts` for those borrowers up to that depth, built
+    in milliseconds instead of seconds when a trace needs a handful of loans.
+    """
     parties = store.scan("parties")
     cols = [c for c in ("party_id", "phone", "address") if c in parties.collect_schema().names()]
-    return PartyGraph.from_frames(
-        relations=store.read("relations", ["party_a", "party_b", "relation"]),
-        parties=parties.select(cols).collect(),
-        accounts=store.read("accounts", ["account_id", "owner_id"]),
-    )
+    relations = store.read("relations", ["party_a", "party_b", "relation"]).drop_nulls()
+    parties = parties.select(cols).collect()
+    accounts = store.read("accounts", ["account_id", "owner_id"])
+    if borrowers is not None and depth is not None:
+        keep = sorted(_neighbourhood(relations, parties, [b for b in borrowers if b], depth))
+        # every relation touching a reached party keeps the neighbour lists of the inner
+        # parties complete; members of their phone/address values are all reached too
+        relations = relations.filter(pl.col("party_a").is_in(keep) | pl.col("party_b").is_in(keep))
+        parties = parties.filter(pl.col("party_id").is_in(keep))
+        accounts = accounts.filter(pl.col("owner_id").is_in(keep))
+    return PartyGraph.from_frames(relations=relations, parties=parties, accounts=accounts)

@@ -18,7 +18,7 @@ import polars as pl
 from .flow_back import FlowBackParams, find_flow_back_batch
 from .graph import AccountLookup, load_or_build_index
 from .links import chain_text, load_party_graph
-from .schema import RELATION_TYPES
+from .schema import RELATION_TYPES, TABLES
 from .store import Store
 from .values import DAY_MS, format_amount, format_ts
 
@@ -107,6 +107,9 @@ def select_disbursements(store: Store, loan_ids: Iterable[str] | None) -> pl.Dat
     )
 
 
+LOCAL_GRAPH_MAX = 1_000  # borrowers up to which a trace builds only their part of the party graph
+
+
 def trace_loans(
     store: Store,
     loan_ids: Iterable[str] | None,
@@ -122,14 +125,55 @@ def trace_loans(
     disb = select_disbursements(store, loan_ids)
     index, _ = load_or_build_index(store, progress=progress)
     lookup = AccountLookup(index.account_ids)
-    graph = load_party_graph(store)
+    borrowers = disb["borrower_id"].unique().drop_nulls().to_list()
+    opts = [options] if isinstance(options, TraceOptions) else list(options.values())
+    depth = max(o.link_depth for o in opts)
+    # a few loans need only their borrowers' neighbourhood; many loans, the whole graph
+    graph = load_party_graph(store, borrowers, depth) if len(borrowers) <= LOCAL_GRAPH_MAX else load_party_graph(store)
     if isinstance(options, TraceOptions):
-        return _trace_group(store, disb, options, index, lookup, graph, threads, progress)
+        groups = [(disb, options)]
+    else:
+        groups = [(part, options[mode[0]]) for mode, part in disb.group_by("payment_mode", maintain_order=True)]
+    searched = [_search_group(part, opts, index, lookup, graph, threads, progress) for part, opts in groups]
+    # one read of just the transaction rows the paths use, for every group at once
+    rows = np.concatenate([b.hop_rows for _, b, _ in searched]) if searched else np.zeros(0, np.int64)
+    hop_of = {
+        r: h | {"ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])}
+        for r, h in hop_records(read_rows(store, "transactions", rows, HOP_COLUMNS), rows).items()
+    }
     records: list[dict] = []
-    for mode, part in disb.group_by("payment_mode", maintain_order=True):
-        records += _trace_group(store, part, options[mode[0]], index, lookup, graph, threads, progress)
+    for (part, _), (_, batch, linked_of) in zip(groups, searched, strict=True):
+        records += _records(part, batch, linked_of, hop_of)
+    if len(groups) == 1:
+        return records
     order = {d: i for i, d in enumerate(disb["disbursement_id"].to_list())}
     return sorted(records, key=lambda r: order[r["disbursement_id"]])
+
+
+def read_rows(store: Store, table: str, rows: np.ndarray, columns: list[str]) -> pl.DataFrame:
+    """The given rows (positions in the table) of some columns, plus ``__row``, in row order.
+
+    Reads only the Parquet row groups that hold them: a trace touches a few hundred
+    transactions of a table that may hold hundreds of millions.
+    """
+    import pyarrow.parquet as pq
+
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    path = store.table_path(table)
+    if path is None or not len(rows):
+        return TABLES[table].empty().select(columns).with_columns(pl.Series("__row", rows, pl.Int64))
+    store.scan(table)  # the store's own checks on the table file
+    pf = pq.ParquetFile(path)
+    sizes = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)], np.int64)
+    ends = np.cumsum(sizes)
+    if rows[-1] >= ends[-1] or rows[0] < 0:
+        raise IndexError(f"{path}: row {int(rows[-1])} out of range ({int(ends[-1])} rows); rebuild the index")
+    groups = np.unique(np.searchsorted(ends, rows, side="right"))
+    part = pl.from_arrow(pf.read_row_groups(groups.tolist(), columns=columns))
+    first = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])  # where each group starts in `part`
+    g_of = np.searchsorted(ends, rows, side="right")
+    local = first[np.searchsorted(groups, g_of)] + (rows - (ends[g_of] - sizes[g_of]))
+    return part[local].with_columns(pl.Series("__row", rows, pl.Int64))
 
 
 def linked_targets(
@@ -156,19 +200,31 @@ def linked_targets(
     return indptr, ids, linked_of
 
 
+HOP_COLUMNS = ["tx_id", "src_account", "dst_account", "ts", "amount"]
+
+
 def hop_records(tx: pl.DataFrame, rows: np.ndarray) -> dict[int, dict]:
-    """Transaction row → ``{tx_id, src, dst, ts, amount}`` (ints) for the given rows."""
+    """Transaction row → ``{tx_id, src, dst, ts, amount}`` (ints) for the given rows.
+
+    ``tx`` is the whole transactions table, or the output of :func:`read_rows` for (at
+    least) these rows.
+    """
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     if not len(rows):
         return {}
-    sub = tx.select("tx_id", "src_account", "dst_account", "ts", "amount")[rows]
+    if "__row" in tx.columns:
+        pos = np.searchsorted(tx["__row"].to_numpy(), rows)
+        sub = tx.select(HOP_COLUMNS)[pos]
+    else:
+        sub = tx.select(HOP_COLUMNS)[rows]
     return {
         int(r): {"tx_id": t, "src": s, "dst": d, "ts": ts, "amount": a}
         for r, (t, s, d, ts, a) in zip(rows.tolist(), sub.iter_rows(), strict=True)
     }
 
 
-def _trace_group(store, disb, options, index, lookup, graph, threads, progress) -> list[dict]:
+def _search_group(disb, options, index, lookup, graph, threads, progress):
+    """(disbursements, batch result, linked accounts per disbursement) for one option set."""
     target_indptr, target_ids, linked_of = linked_targets(
         graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
     )
@@ -182,13 +238,10 @@ def _trace_group(store, disb, options, index, lookup, graph, threads, progress) 
         index, accounts, t0s, amounts, target_indptr, target_ids, options.params,
         threads=threads,
     )
+    return disb, batch, linked_of
 
-    tx = store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
-    hop_of = {
-        r: h | {"ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])}
-        for r, h in hop_records(tx, batch.hop_rows).items()
-    }
 
+def _records(disb: pl.DataFrame, batch, linked_of: list[dict], hop_of: dict[int, dict]) -> list[dict]:
     records = []
     for i, row in enumerate(disb.iter_rows(named=True)):
         paths = []

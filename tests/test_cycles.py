@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowgraph import cycles as cyc_mod
 from flowgraph.cycles import (
     EdgeList,
     cycles_to_text,
@@ -206,7 +204,3 @@ def test_labels_sorted_numerically_when_all_integers():
     src, dst, labels = e.to_dense()
     assert cycles_to_text(find_cycles(src, dst), labels) == "1\n9,100,10\n"
 
-
-def test_doctests():
-    result = doctest.testmod(cyc_mod)
-    assert result.failed == 0 and result.attempted > 0
