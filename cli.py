@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from enum import StrEnum
@@ -51,7 +52,7 @@ def _redact(argv: list[str]) -> list[str]:
         secret = a.startswith("--") and any(w in a.lower() for w in _SECRET_OPTS)
         out.append("***" if hide else (a.split("=", 1)[0] + "=***" if secret and "=" in a else a))
         hide = secret and "=" not in a
-    return out
+    return [re.sub(r"://[^/@\s]+@", "://***@", a) for a in out]  # credentials inside URIs
 
 
 class _GuardedGroup(typer.core.TyperGroup):
@@ -103,6 +104,16 @@ class _GuardedGroup(typer.core.TyperGroup):
         except (KeyboardInterrupt, typer.Abort):
             outcome, code = "interrupted", 130
             raise
+        except BrokenPipeError:
+            # the reader went away (`flowgraph alerts --json | head -1`): nothing failed on our
+            # side; send what is still buffered to /dev/null so exiting does not fail again
+            outcome, code = "ok", 0
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except OSError as e:  # disk full, permission denied...: the store keeps its previous state
+            outcome, code = "failed", 1
+            err.print(f"[red]error:[/red] {escape(str(e))}")
+            raise typer.Exit(1) from None
         except Exception as e:
             outcome, code = "error", 1
             if os.environ.get("FLOWGRAPH_DEBUG"):
@@ -149,7 +160,7 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths in messages stay whole
 
 
 class Settings:
@@ -304,12 +315,16 @@ def ingest(
     table: Annotated[str | None, typer.Option(help="Table of the given files (default: from the file name).")] = None,
     format_: Annotated[InputFormat, typer.Option("--format", help="contract or finbench (a FinBench snapshot folder).")] = InputFormat.contract,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any row is rejected.")] = False,
+    repair: Annotated[bool, typer.Option(help="First forget tables whose files are damaged (hash mismatch), then load: re-ingest their sources to repair.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Validate and load files; bad rows go to <store>/quarantine with a reason."""
     from flowgraph.ingest import ingest_frames, ingest_paths
 
     store = run(Store.init, settings.store)
+    if repair:
+        for table in run(store.drop_damaged):
+            say(f"[yellow]repair:[/yellow] table {table} was damaged and starts empty; load all its sources now")
     progress = None if want_json(json_) else say
     if format_ is InputFormat.finbench:
         from flowgraph.finbench import read_finbench
@@ -372,13 +387,25 @@ def generate(
 @app.command()
 def index(
     rebuild: Annotated[bool, typer.Option(help="Rebuild even if the index is current.")] = False,
+    from_neo4j: Annotated[bool, typer.Option("--from-neo4j", help="Build it from the TRANSFER relationships in Neo4j (after `neo4j push` or an import of the store's export).")] = False,
+    page_size: Annotated[int, typer.Option(min=1, help="With --from-neo4j: relationships per keyset page.")] = 50_000,
+    neo4j_uri: NeoUri = None, neo4j_user: NeoUser = None, neo4j_password: NeoPassword = None,
+    neo4j_database: NeoDatabase = None,
     json_: JsonOpt = False,
 ) -> None:
     """Build (or refresh) the CSR index of the store's transactions."""
     from flowgraph.graph import load_or_build_index
 
     store = run(open_store)
-    _, meta = run(load_or_build_index, store, rebuild, None if want_json(json_) else say)
+    if from_neo4j:
+        from flowgraph.neo4j_store import index_store_from_source
+
+        if not want_json(json_):
+            say("building the index from Neo4j")
+        with connect_neo4j(neo4j_uri, neo4j_user, neo4j_password, neo4j_database) as neo:
+            meta = run_neo4j(index_store_from_source, store, neo, page_size)
+    else:
+        _, meta = run(load_or_build_index, store, rebuild, None if want_json(json_) else say)
     if want_json(json_):
         emit_json(meta)
     else:
@@ -442,6 +469,24 @@ def _trace_tree(rec: dict) -> Tree:
     return tree
 
 
+def _print_cypher(records: list[dict], as_json: bool) -> None:
+    """One Cypher statement per loan (all its disbursements' paths), `;`-separated."""
+    from flowgraph.neo4j_store import cypher_for_records
+
+    by_loan: dict[str, list[dict]] = {}
+    for rec in records:
+        by_loan.setdefault(rec["loan_id"], []).append(rec)
+    for loan_id, recs in by_loan.items():
+        query = run(cypher_for_records, recs)
+        if as_json:
+            emit_json({"loan_id": loan_id, "disbursements": [r["disbursement_id"] for r in recs],
+                       "path_count": sum(len(r["paths"]) for r in recs),
+                       "tx_ids": sorted({h["tx_id"] for r in recs for p in r["paths"] for h in p["hops"]}),
+                       "cypher": query})
+        else:
+            sys.stdout.write(query + ";\n\n")
+
+
 @app.command()
 def trace(
     loan_ids: Annotated[list[str] | None, typer.Argument(help="Loan ids.")] = None,
@@ -455,6 +500,7 @@ def trace(
     tracing: Annotated[Tracing | None, typer.Option(help="greedy (default) or maxflow.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Threads for batch search.")] = None,
     rules: RulesOpt = None,
+    cypher: Annotated[bool, typer.Option("--cypher", help="Print, per loan, a Cypher query showing exactly its paths in Neo4j Browser or Bloom.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Flow-back paths of loans' disbursements back to borrower-linked accounts.
@@ -477,6 +523,9 @@ def trace(
     store = run(open_store)
     records = shield(run(trace_loans, store, None if all_ else loan_ids, opts, threads=threads,
                          progress=None if want_json(json_) else say))
+    if cypher:
+        _print_cypher(records, want_json(json_))
+        return
     if want_json(json_):
         for rec in records:
             emit_json(rec)
@@ -667,7 +716,7 @@ def _load_pack(path: Path | None):
     try:
         return load_pack(path)
     except RulePackError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
 
 
@@ -730,6 +779,9 @@ def score(
     rules: RulesOpt = None,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
     fail_on: Annotated[Level | None, typer.Option(help="Exit 1 when an alert of this level or above fired.")] = None,
+    write_neo4j: Annotated[bool, typer.Option("--write-neo4j", help="Also write the alerts to Neo4j as (:Alert)-[:ON]->(:Loan) with path tx_ids and level.")] = False,
+    neo4j_uri: NeoUri = None, neo4j_user: NeoUser = None, neo4j_password: NeoPassword = None,
+    neo4j_database: NeoDatabase = None,
     json_: JsonOpt = False,
 ) -> None:
     """Score a day's disbursements (and those whose window is still open); write alerts."""
@@ -750,12 +802,22 @@ def score(
         day = run(last_data_day, store)
     days = [day] if day else run(days_between, start, end)
     as_json = want_json(json_)
+    # connect before scoring: a wrong URI or a server that is down fails in a second
+    neo = connect_neo4j(neo4j_uri, neo4j_user, neo4j_password, neo4j_database) if write_neo4j else None
     if err.is_terminal and not as_json:
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("scoring", total=len(days))
             summary = run(score_days, store, days, pack, threads, None, lambda _d: bar.advance(task), all_)
     else:
         summary = run(score_days, store, days, pack, threads, None, None, all_)
+    if neo is not None:
+        from flowgraph.neo4j_store import alerts_of_days
+
+        with neo:
+            written = run_neo4j(neo.write_alerts, run(alerts_of_days, store, days))
+        summary["neo4j"] = {"uri": neo.uri, "database": neo.database, "alerts_written": written}
+        if not as_json:
+            say(f"wrote {written} alert(s) to Neo4j at {neo.uri}")
     if as_json:
         emit_json(summary)
     else:
@@ -941,7 +1003,9 @@ def demo(json_: JsonOpt = False) -> None:
     fb = next((a for a in top if a["rule_id"].startswith("flow_back")), None)
     if fb:
         say(f"next: flowgraph --store {root} trace {fb['loan_id']}")
+        say(f"      flowgraph --store {root} evidence {fb['alert_id']} --out evidence-{fb['loan_id']}")
     say(f"      flowgraph --store {root} alerts --level high")
+    say(f"      flowgraph --store {root} report --by month")
 
 
 # ------------------------------------------------------------------ evidence
@@ -1082,7 +1146,7 @@ def audit_verify(
     elif res["ok"]:
         say(f"[green]ok[/green] {res['log']}: {res['lines']} line(s), head {res['head']}")
     else:
-        say(f"[red]audit log damaged[/red] {res['log']} line {res['line']}: {escape(res['reason'])}")
+        say(f"[red]audit log damaged at line {res['line']}[/red]: {escape(res['reason'])} ({res['log']})")
     if not res["ok"]:
         raise typer.Exit(1)
 
@@ -1104,6 +1168,153 @@ def audit_show(
         return
     emit_rows([{**r, "args": " ".join(r.get("args") or [])} for r in rows], False, title=f"{len(rows)} audit entr{'y' if len(rows) == 1 else 'ies'}",
               columns=["seq", "time", "user", "role", "command", "args", "outcome", "exit_code"])
+
+
+# ------------------------------------------------------------------ Neo4j
+neo4j_app = typer.Typer(
+    help="Neo4j 5 as a second home of the graph: init, push, export-import, status.",
+    no_args_is_help=True, pretty_exceptions_show_locals=False,
+)
+app.add_typer(neo4j_app, name="neo4j")
+NeoUri = Annotated[str | None, typer.Option(
+    "--neo4j-uri", envvar="FLOWGRAPH_NEO4J_URI", show_envvar=True,
+    help="Neo4j Bolt URI, e.g. bolt://localhost:7687.")]
+NeoUser = Annotated[str | None, typer.Option(
+    "--neo4j-user", envvar="FLOWGRAPH_NEO4J_USER", show_envvar=True, help="Neo4j user.")]
+NeoPassword = Annotated[str | None, typer.Option(
+    "--neo4j-password", envvar="FLOWGRAPH_NEO4J_PASSWORD", show_envvar=True,
+    help="Neo4j password (prefer the environment variable: options show in `ps`).")]
+NeoDatabase = Annotated[str | None, typer.Option(
+    "--neo4j-database", envvar="FLOWGRAPH_NEO4J_DATABASE", show_envvar=True,
+    help="Database name (default: the server's default database).")]
+
+
+def run_neo4j(fn, *args, **kwargs):
+    """`run` plus the Neo4j errors: bad or missing settings exit 2, server failures exit 1."""
+    from rich.markup import escape
+
+    from flowgraph.neo4j_store import Neo4jConfigError, Neo4jStoreError
+
+    try:
+        return run(fn, *args, **kwargs)
+    except Neo4jConfigError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    except (Neo4jStoreError, FileExistsError) as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
+
+
+def connect_neo4j(uri: str | None, user: str | None, password: str | None, database: str | None):
+    """A checked Neo4j connection from the options (over the environment); exits 2 / 1."""
+    from flowgraph.neo4j_store import Neo4jSettings, Neo4jStore
+
+    def connect():
+        neo = Neo4jStore.from_settings(Neo4jSettings.resolve(uri, user, password, database))
+        try:
+            neo.verify()  # one attempt: an unreachable server fails now, not after 30 s of retries
+        except BaseException:
+            neo.close()
+            raise
+        return neo
+
+    return run_neo4j(connect)
+
+
+@neo4j_app.command("init")
+def neo4j_init(uri: NeoUri = None, user: NeoUser = None, password: NeoPassword = None,
+               database: NeoDatabase = None, json_: JsonOpt = False) -> None:
+    """Create the constraints and indexes (IF NOT EXISTS: safe to re-run)."""
+    with connect_neo4j(uri, user, password, database) as neo:
+        res = run_neo4j(neo.init_schema)
+    if want_json(json_):
+        emit_json(res)
+    else:
+        say(f"[green]ok[/green] {res['uri']}: constraints {', '.join(res['constraints'])}; "
+            f"indexes {', '.join(res['indexes'])}")
+
+
+@neo4j_app.command("push")
+def neo4j_push(
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per UNWIND … MERGE transaction.")] = 5000,
+    restart: Annotated[bool, typer.Option(help="Ignore the saved progress and send everything again.")] = False,
+    uri: NeoUri = None, user: NeoUser = None, password: NeoPassword = None, database: NeoDatabase = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Sync the store into Neo4j (MERGE batches; re-run after a failure to resume)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    store = run(open_store)
+    as_json = want_json(json_)
+    with connect_neo4j(uri, user, password, database) as neo:
+        if err.is_terminal and not as_json:
+            tasks: dict[str, Any] = {}
+            with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=err) as bar:
+                def progress(table: str, done: int, total: int) -> None:
+                    if table not in tasks:
+                        tasks[table] = bar.add_task(table, total=total)
+                    bar.update(tasks[table], completed=done)
+
+                res = run_neo4j(neo.push, store, batch_size, progress, restart)
+        else:
+            res = run_neo4j(neo.push, store, batch_size, None, restart)
+    if as_json:
+        emit_json(res)
+        return
+    emit_rows([{"table": t, **v} for t, v in res["tables"].items()], False,
+              title=f"pushed to {res['target']} in {res['seconds']} s" + (" (resumed)" if res["resumed"] else ""),
+              columns=["table", "rows", "sent", "skipped"])
+    if res["in_sync"]:
+        say(f"[green]in sync[/green]: the graph holds store snapshot {res['snapshot_id']}")
+    else:
+        say(f"[yellow]not in sync[/yellow]: the graph holds {res['graph']} but the store {res['store']} "
+            "(data from elsewhere?); `index --from-neo4j` will refuse it")
+
+
+@neo4j_app.command("export-import")
+def neo4j_export_import(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the CSV files (new, empty, or an earlier export).")],
+    database: Annotated[str, typer.Option("--database", help="Database name in the printed command.")] = "neo4j",
+    command_dir: Annotated[str | None, typer.Option("--command-dir", help="The folder as neo4j-admin sees it, e.g. /import in a container (default: OUT_DIR).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Write node/relationship CSV files and the `neo4j-admin database import full` command."""
+    from flowgraph.neo4j_store import export_import
+
+    store = run(open_store)
+    as_json = want_json(json_)
+    res = run_neo4j(export_import, store, out_dir, database, None if as_json else say, command_dir)
+    if as_json:
+        emit_json(res)
+        return
+    table = Table(title=res["directory"])
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for name, rows in res["files"].items():
+        table.add_row(name, str(rows))
+    err.print(table)  # stdout gets only the command, so `... > import.sh` works
+    say("import command (also in README.txt):")
+    sys.stdout.write(res["command"] + "\n")
+
+
+@neo4j_app.command("status")
+def neo4j_status(uri: NeoUri = None, user: NeoUser = None, password: NeoPassword = None,
+                 database: NeoDatabase = None, json_: JsonOpt = False) -> None:
+    """Counts in the graph, its snapshot id, and whether it matches the store."""
+    store = Store(settings.store) if Store(settings.store).manifest_path.exists() else None
+    with connect_neo4j(uri, user, password, database) as neo:
+        res = run_neo4j(neo.status, store)
+    if want_json(json_):
+        emit_json(res)
+        return
+    emit_rows([{"key": k, "value": v} for k, v in res.items()], False, title="neo4j status")
 
 
 def _main() -> None:  # pragma: no cover

@@ -118,6 +118,7 @@ READ_SYNC_MARK = (
 #: A cheap fingerprint (count stores and the tx_id index), to notice other writers.
 COUNT_TRANSFERS = "MATCH ()-[t:TRANSFER]->() RETURN count(t) AS n"
 COUNT_ACCOUNTS = "MATCH (a:Account) RETURN count(a) AS n"
+COUNT_ALERTS = "MATCH (a:Alert) RETURN count(a) AS n"
 LAST_TX_ID = (
     "MATCH ()-[t:TRANSFER]->() WHERE t.tx_id IS NOT NULL\n"
     "RETURN t.tx_id AS tx_id ORDER BY tx_id DESC LIMIT 1"
@@ -159,6 +160,7 @@ READ_PARAMETERS: dict[str, dict] = {
     "READ_SYNC_MARK": {},
     "COUNT_TRANSFERS": {},
     "COUNT_ACCOUNTS": {},
+    "COUNT_ALERTS": {},
     "LAST_TX_ID": {},
     "READ_ACCOUNTS_FIRST": {"limit": 1},
     "READ_ACCOUNTS_AFTER": {"limit": 1, "after": "a"},

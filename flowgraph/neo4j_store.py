@@ -27,11 +27,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -222,6 +223,14 @@ def build_index_from_source(
     ).cast(TRANSFER_SCHEMA).sort("tx_id")
     if tx["tx_id"].n_unique() != tx.height:
         raise Neo4jStoreError("the source holds duplicate tx_ids; cannot build the index")
+    incomplete = tx.filter(pl.any_horizontal(pl.all().is_null()))
+    if incomplete.height:
+        # a TRANSFER loaded by other means without ts or amount (or an endpoint without
+        # account_id) cannot be placed in the time-sorted CSR
+        raise Neo4jStoreError(
+            f"{incomplete.height} transfer(s) lack tx_id, src, dst, ts or amount "
+            f"(first: {incomplete.row(0, named=True)}); cannot build the index"
+        )
     id_parts = list(source.account_ids(page_size))
     accounts = (
         pl.concat([*(s.cast(pl.Utf8).rename("a") for s in id_parts),
@@ -253,30 +262,78 @@ def build_index_from_source(
 
 
 # ------------------------------------------------------------------ Neo4j
+#: URI schemes of the Bolt transport (the driver's HTTP transport is a preview: not used)
+URI_SCHEMES: tuple[str, ...] = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+ENV_URI = "FLOWGRAPH_NEO4J_URI"
+ENV_USER = "FLOWGRAPH_NEO4J_USER"
+ENV_PASSWORD = "FLOWGRAPH_NEO4J_PASSWORD"
+ENV_DATABASE = "FLOWGRAPH_NEO4J_DATABASE"
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without user info, for messages (``bolt://u:pw@h:7687`` → ``bolt://h:7687``).
+
+    >>> redact_uri("neo4j://neo4j:secret@db.example:7687")
+    'neo4j://db.example:7687'
+    """
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc:
+        return uri
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
+
+
 @dataclass(frozen=True)
 class Neo4jSettings:
-    """Connection settings (the CLI fills them from ``FLOWGRAPH_NEO4J_*``)."""
+    """Connection settings: explicit values (CLI options) over ``FLOWGRAPH_NEO4J_*``.
+
+    The password is left out of ``repr`` so that it never reaches a log or traceback.
+    """
 
     uri: str
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     database: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Neo4jSettings:
-        """Settings from ``FLOWGRAPH_NEO4J_URI/_USER/_PASSWORD/_DATABASE``.
+    def resolve(
+        cls,
+        uri: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Neo4jSettings:
+        """Settings from the arguments, each falling back to its environment variable.
 
         Raises
         ------
         Neo4jConfigError
-            When ``FLOWGRAPH_NEO4J_URI`` is unset.
+            No URI, a URI whose scheme is not a Bolt one, or a user without a password
+            (or the reverse).
         """
         env = os.environ if env is None else env
-        uri = env.get("FLOWGRAPH_NEO4J_URI")
+        uri = uri or env.get(ENV_URI) or None
+        user = user or env.get(ENV_USER) or None
+        password = password or env.get(ENV_PASSWORD) or None
+        database = database or env.get(ENV_DATABASE) or None
         if not uri:
-            raise Neo4jConfigError("FLOWGRAPH_NEO4J_URI is not set (e.g. bolt://localhost:7687)")
-        return cls(uri, env.get("FLOWGRAPH_NEO4J_USER"), env.get("FLOWGRAPH_NEO4J_PASSWORD"),
-                   env.get("FLOWGRAPH_NEO4J_DATABASE") or None)
+            raise Neo4jConfigError(
+                f"no Neo4j URI: set {ENV_URI} (e.g. bolt://localhost:7687) or pass --neo4j-uri"
+            )
+        scheme = urlsplit(uri).scheme
+        if scheme not in URI_SCHEMES or not urlsplit(uri).netloc:
+            raise Neo4jConfigError(
+                f"bad Neo4j URI {redact_uri(uri)!r}: expected {' | '.join(URI_SCHEMES)}://host[:port]"
+            )
+        if bool(user) != bool(password):
+            missing = ENV_PASSWORD if user else ENV_USER
+            raise Neo4jConfigError(f"Neo4j user and password go together: set {missing} (or pass it)")
+        return cls(uri, user, password, database)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Neo4jSettings:
+        """Settings from ``FLOWGRAPH_NEO4J_URI/_USER/_PASSWORD/_DATABASE`` only."""
+        return cls.resolve(env=env)
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -291,22 +348,34 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     return (ex.Neo4jError, ex.DriverError)
 
 
-@contextlib.contextmanager
-def _neo4j_errors(what: str) -> Iterator[None]:
-    """Turn driver exceptions into this module's (no credentials in the message)."""
-    try:
-        yield
-    except Neo4jStoreError:
-        raise
-    except _connection_errors() as e:
-        raise Neo4jUnavailableError(f"{what}: Neo4j is unavailable ({type(e).__name__}: {e})") from e
-    except _driver_errors() as e:
-        raise Neo4jStoreError(f"{what}: {type(e).__name__}: {e}") from e
+def _first_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (driver messages run over several lines and
+    put the reason, e.g. "Connection refused", on the second), at most ``limit`` chars."""
+    text = " ".join(str(e).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text or type(e).__name__
 
 
 def _write_batch(tx, statement: str, rows: list[dict]) -> None:
     """Managed-transaction body: one UNWIND statement over one batch (retried by the driver)."""
     tx.run(statement, rows=rows).consume()
+
+
+def store_fingerprint(store: Store) -> dict:
+    """What a Neo4j graph holding exactly this store shows: transfer and account counts
+    and the largest tx_id (the fingerprint :meth:`Neo4jStore.snapshot_id` compares).
+
+    Notes
+    -----
+    Neo4j orders strings by code point, polars by UTF-8 bytes: the same order for every
+    id except ones mixing characters above U+FFFF with U+E000-U+FFFF.
+    """
+    tx = store.scan("transactions").select(
+        pl.len().alias("n"), pl.col("tx_id").max().alias("last")
+    ).collect()
+    return {"transfers": int(tx["n"][0]), "accounts": int(_account_universe(store).len()),
+            "last_tx_id": tx["last"][0]}
 
 
 class Neo4jStore:
@@ -315,12 +384,20 @@ class Neo4jStore:
     Parameters
     ----------
     uri, user, password, database : str
-        Connection settings (``database`` None = the server's default database).
+        Connection settings (``database`` None = the server's default database);
+        checked as :meth:`Neo4jSettings.resolve` does, without the environment.
     driver : neo4j.Driver, optional
-        An existing driver (one per process; tests pass a fake). When given, ``uri``
-        and the credentials are not used and :meth:`close` leaves the driver open.
+        An existing driver (one per process; tests pass a fake). When given, the
+        credentials are not used, ``uri`` only names the server in messages, and
+        :meth:`close` leaves the driver open.
     page_size : int
         Rows per keyset page when reading.
+
+    Notes
+    -----
+    The first operation checks the server with ``verify_connectivity`` (one attempt),
+    because every managed transaction retries an unreachable server for about 30 s
+    before failing; a wrong URI then fails at once, naming the URI.
 
     Examples
     --------
@@ -342,17 +419,17 @@ class Neo4jStore:
         self.database = database
         self.page_size = page_size
         self._own_driver = driver is None
+        self._verified = False
         if driver is None:
-            if not uri:
-                raise Neo4jConfigError("no Neo4j URI given (set FLOWGRAPH_NEO4J_URI)")
+            settings = Neo4jSettings.resolve(uri, user, password, database, env={})
             from neo4j import GraphDatabase
 
-            auth = (user, password or "") if user else None
+            auth = (settings.user, settings.password) if settings.user else None
             try:
-                driver = GraphDatabase.driver(uri, auth=auth)
+                driver = GraphDatabase.driver(settings.uri, auth=auth)
             except (ValueError, *_driver_errors()) as e:
-                raise Neo4jConfigError(f"bad Neo4j URI {uri!r}: {e}") from e
-        self.uri = uri or getattr(driver, "uri", "neo4j")
+                raise Neo4jConfigError(f"bad Neo4j URI {redact_uri(settings.uri)!r}: {_first_line(e)}") from e
+        self.uri = redact_uri(uri or "neo4j://(given driver)")
         self._driver = driver
 
     @classmethod
@@ -372,6 +449,27 @@ class Neo4jStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def target(self) -> str:
+        """``uri/database`` (no credentials): what the push state file is keyed by."""
+        return f"{self.uri}/{self.database or '<default>'}"
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Driver exceptions → this module's, naming the URI (never the credentials)."""
+        try:
+            yield
+        except Neo4jStoreError:
+            raise
+        except _connection_errors() as e:
+            raise Neo4jUnavailableError(
+                f"{what}: cannot reach Neo4j at {self.uri} ({type(e).__name__}: {_first_line(e)})"
+            ) from e
+        except _driver_errors() as e:
+            raise Neo4jStoreError(
+                f"{what}: Neo4j at {self.target} failed ({type(e).__name__}: {_first_line(e)})"
+            ) from e
+
     def _read(self, statement: str, **params) -> list:
         from neo4j import RoutingControl
 
@@ -380,21 +478,31 @@ class Neo4jStore:
         )
         return list(records)
 
-    def _write_rows(self, statement: str, rows: list[dict]) -> None:
-        with self._driver.session(database=self.database) as session:
-            session.execute_write(_write_batch, statement, rows)
+    def _write(self, statement: str, **params) -> None:
+        from neo4j import RoutingControl
+
+        self._driver.execute_query(
+            statement, parameters_=params, routing_=RoutingControl.WRITE, database_=self.database
+        )
 
     def verify(self) -> dict:
-        """Check the server answers; return ``{"uri", "database"}``.
+        """Check the server answers (one attempt, no retries); return ``{"uri", "database"}``.
 
         Raises
         ------
         Neo4jUnavailableError
             The server cannot be reached.
+        Neo4jStoreError
+            It answered with an error (e.g. wrong credentials).
         """
-        with _neo4j_errors("connect"):
-            self._read(cy.PING)
+        with self._errors("connect"):
+            self._driver.verify_connectivity()
+        self._verified = True
         return {"uri": self.uri, "database": self.database}
+
+    def _ensure_connected(self) -> None:
+        if not self._verified:
+            self.verify()
 
     # ------------------------------------------------------------ schema
     def init_schema(self) -> dict:
@@ -405,15 +513,14 @@ class Neo4jStore:
         dict
             ``{"statements": n, "constraints": [...], "indexes": [...]}`` (names).
         """
-        from neo4j import RoutingControl
-
-        with _neo4j_errors("neo4j init"):
+        self._ensure_connected()
+        with self._errors("neo4j init"):
             for statement in cy.SCHEMA_STATEMENTS:
-                self._driver.execute_query(
-                    statement, routing_=RoutingControl.WRITE, database_=self.database
-                )
+                self._write(statement)
         names = [s.split()[2] for s in cy.SCHEMA_STATEMENTS]
         return {
+            "uri": self.uri,
+            "database": self.database,
             "statements": len(cy.SCHEMA_STATEMENTS),
             "constraints": [n for n, s in zip(names, cy.SCHEMA_STATEMENTS, strict=True) if "CONSTRAINT" in s],
             "indexes": [n for n, s in zip(names, cy.SCHEMA_STATEMENTS, strict=True) if " INDEX " in s],
@@ -426,6 +533,7 @@ class Neo4jStore:
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: ProgressFn | None = None,
         restart: bool = False,
+        ensure_schema: bool = True,
     ) -> dict:
         """Sync the store's tables into Neo4j; resumable, idempotent.
 
@@ -437,15 +545,20 @@ class Neo4jStore:
             Rows per ``UNWIND`` statement, each in its own managed transaction
             (``session.execute_write``: the driver retries transient errors).
         progress : callable, optional
-            ``progress(table, rows_done, rows_total)`` after each committed batch.
+            ``progress(table, rows_done, rows_total)`` once per table before its first
+            batch and after each committed batch.
         restart : bool
             Ignore the recorded progress and send everything again.
+        ensure_schema : bool
+            Run :meth:`init_schema` first (``IF NOT EXISTS``, cheap): without the
+            uniqueness constraints every MERGE scans all nodes of its label.
 
         Returns
         -------
         dict
-            JSON summary: snapshot id, per-table rows sent / skipped (already synced),
-            batches, seconds, whether it resumed.
+            JSON summary: snapshot id, per-table rows / sent / skipped (already synced),
+            batches, whether it resumed, whether the graph now matches the store
+            (``in_sync``), seconds.
 
         Raises
         ------
@@ -457,64 +570,78 @@ class Neo4jStore:
         -----
         Every statement MERGEs on ids, so a batch sent twice (a crash between commit and
         recording) creates no duplicates. The cursor per table is a row offset in the
-        table file, valid for one snapshot id; a new snapshot starts over (MERGE keeps
-        it correct, only slower).
+        table file, valid for one snapshot id and one target; a new snapshot starts over
+        (MERGE keeps it correct, only slower). A completed push is repeated in full
+        when the graph no longer shows the store's snapshot (wiped, restored, or written
+        by someone else). The sync mark names the store's snapshot only when the graph's
+        fingerprint equals the store's (:func:`store_fingerprint`); a graph holding more
+        (e.g. transfers of another store) is reported with ``in_sync: false``.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         started = time.perf_counter()
+        self._ensure_connected()
+        schema = self.init_schema() if ensure_schema else None
         snapshot = store.snapshot_id
-        target = self._target()
         state_path = store.root / SYNC_FILE
         state = None if restart else _read_state(state_path)
-        resumed = bool(state and state.get("snapshot_id") == snapshot and state.get("target") == target)
+        resumed = bool(state and state.get("snapshot_id") == snapshot and state.get("target") == self.target)
+        if resumed and state.get("complete") and self.snapshot_id() != snapshot:
+            resumed = False  # that complete push is gone from the graph: send everything again
         if not resumed:
-            state = {"format": SYNC_FORMAT, "snapshot_id": snapshot, "target": target,
+            state = {"format": SYNC_FORMAT, "snapshot_id": snapshot, "target": self.target,
                      "tables": {}, "complete": False}
+            _write_state(state_path, state)
         rows_total = store.status()["tables"]
         summary_tables: dict[str, dict] = {}
         batches = 0
-        for table in PUSH_TABLES:
-            total = rows_total[table]["rows"]
-            done = int(state["tables"].get(table, {}).get("rows_done", 0))
-            skipped = min(done, total)
-            statement = cy.PUSH_STATEMENTS[table]
-            lf = store.scan(table)
-            with _neo4j_errors(f"neo4j push ({table})"):
-                while done < total:
-                    rows = lf.slice(done, batch_size).collect().to_dicts()
-                    self._write_rows(statement, rows)
-                    done += len(rows)
-                    batches += 1
-                    state["tables"][table] = {"rows_done": done, "rows": total}
-                    _write_state(state_path, state)
+        try:
+            with self._driver.session(database=self.database) as session:
+                for table in PUSH_TABLES:
+                    total = rows_total[table]["rows"]
+                    done = min(int(state["tables"].get(table, {}).get("rows_done", 0)), total)
+                    skipped = done
+                    statement = cy.PUSH_STATEMENTS[table]
+                    lf = store.scan(table)
                     if progress:
                         progress(table, done, total)
-            state["tables"][table] = {"rows_done": done, "rows": total}
-            summary_tables[table] = {"rows": total, "sent": total - skipped, "skipped": skipped}
-        with _neo4j_errors("neo4j push (mark)"):
-            mark = self._fingerprint()
-            self._driver.execute_query(
-                cy.MARK_SYNCED,
-                parameters_={"snapshot_id": snapshot, **mark},
-                database_=self.database,
-            )
+                    while done < total:
+                        rows = lf.slice(done, batch_size).collect().to_dicts()
+                        with self._errors(f"neo4j push: {table} rows {done + 1}-{done + len(rows)}"):
+                            session.execute_write(_write_batch, statement, rows)
+                        done += len(rows)
+                        batches += 1
+                        state["tables"][table] = {"rows_done": done, "rows": total}
+                        _write_state(state_path, state)
+                        if progress:
+                            progress(table, done, total)
+                    state["tables"][table] = {"rows_done": done, "rows": total}
+                    summary_tables[table] = {"rows": total, "sent": total - skipped, "skipped": skipped}
+        except Neo4jStoreError as e:
+            raise type(e)(f"{e}; committed batches are recorded in {state_path}: "
+                          "run the push again to resume") from e.__cause__
+        expected = store_fingerprint(store)
+        with self._errors("neo4j push: sync mark"):
+            found = self._fingerprint()
+            in_sync = found == expected
+            self._write(cy.MARK_SYNCED, snapshot_id=snapshot if in_sync else None, **found)
         state["complete"] = True
         _write_state(state_path, state)
         return {
             "snapshot_id": snapshot,
-            "target": target,
+            "target": self.target,
             "resumed": resumed,
             "batch_size": batch_size,
             "batches": batches,
             "tables": summary_tables,
             "not_pushed": [t for t in TABLES if t not in PUSH_TABLES],
+            "in_sync": in_sync,
+            "graph": found,
+            "store": expected,
+            "schema": schema,
             "state_file": str(state_path),
             "seconds": round(time.perf_counter() - started, 3),
         }
-
-    def _target(self) -> str:
-        return f"{self.uri}/{self.database or '<default>'}"
 
     # ------------------------------------------------------------ GraphSource
     def _fingerprint(self) -> dict:
@@ -530,7 +657,8 @@ class Neo4jStore:
         Otherwise (imported by other means, or changed since) ``neo4j:`` plus a hash of
         the transfer count, account count and largest tx_id.
         """
-        with _neo4j_errors("neo4j snapshot id"):
+        self._ensure_connected()
+        with self._errors("neo4j snapshot id"):
             fp = self._fingerprint()
             mark = self._read(cy.READ_SYNC_MARK)
         if mark:
@@ -542,10 +670,27 @@ class Neo4jStore:
         digest = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:32]
         return f"neo4j:{digest}"
 
+    def status(self, store: Store | None = None) -> dict:
+        """Counts in the graph, its snapshot id and, given a store, whether they match."""
+        snapshot = self.snapshot_id()
+        with self._errors("neo4j status"):
+            fp = self._fingerprint()
+            alerts = self._read(cy.COUNT_ALERTS)[0]["n"]
+        out = {"uri": self.uri, "database": self.database, "snapshot_id": snapshot,
+               **fp, "alerts": int(alerts)}
+        if store is not None:
+            out["store_snapshot_id"] = store.snapshot_id
+            out["in_sync"] = snapshot == store.snapshot_id
+        return out
+
     def _pages(self, first: str, after: str, key: str, batch_size: int) -> Iterator[list]:
+        """Keyset pages: ``first`` then ``after`` with the last key seen (never SKIP)."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._ensure_connected()
         last = None
         while True:
-            with _neo4j_errors("neo4j read"):
+            with self._errors("neo4j read"):
                 if last is None:
                     records = self._read(first, limit=batch_size)
                 else:
@@ -579,17 +724,31 @@ class Neo4jStore:
         be matched again (see :func:`cypher_for_trace`). Returns the rows written.
         """
         rows = alert_rows(alerts)
-        with _neo4j_errors("neo4j write alerts"):
+        if not rows:
+            return 0
+        self._ensure_connected()
+        with self._driver.session(database=self.database) as session:
             for off in range(0, len(rows), batch_size):
-                self._write_rows(cy.WRITE_ALERTS, rows[off : off + batch_size])
+                with self._errors(f"neo4j write alerts: rows {off + 1}-{min(off + batch_size, len(rows))}"):
+                    session.execute_write(_write_batch, cy.WRITE_ALERTS, rows[off : off + batch_size])
         return len(rows)
 
     def alerts(self) -> pl.DataFrame:
         """The Alert nodes, as :data:`ALERT_SUMMARY_SCHEMA`."""
-        with _neo4j_errors("neo4j read alerts"):
+        self._ensure_connected()
+        with self._errors("neo4j read alerts"):
             records = self._read(cy.READ_ALERTS)
         rows = [{k: r[k] for k in ALERT_SUMMARY_SCHEMA} for r in records]
         return pl.DataFrame(rows, schema=ALERT_SUMMARY_SCHEMA).sort("alert_id")
+
+
+def alerts_of_days(store: Store, days: list[date]) -> pl.DataFrame:
+    """The alerts of the given as-of partitions (what ``score`` just wrote), for write-back."""
+    frames = [read_alerts(store, day=d) for d in days]
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return pl.DataFrame(schema=ALERT_SCHEMA)
+    return pl.concat(frames, how="vertical_relaxed").sort("as_of", "alert_id")
 
 
 def alert_rows(alerts: pl.DataFrame) -> list[dict]:
@@ -597,12 +756,13 @@ def alert_rows(alerts: pl.DataFrame) -> list[dict]:
 
     Each row is ``{"alert_id", "loan_id", "props": {...}}`` with only Neo4j property
     types (no nested lists or maps): ``paths`` is flattened to ``tx_ids`` and
-    ``path_lengths``; null values are left out.
+    ``path_lengths``. Null values stay in ``props``: ``SET a += props`` then removes a
+    property that an earlier run of the same alert had set (no stale values).
     """
     out = []
     for r in alerts.iter_rows(named=True):
         tx_ids, lengths = _alert_tx_ids(r.get("paths"))
-        props = {k: v for k, v in r.items() if k != "paths" and v is not None}
+        props = {k: v for k, v in r.items() if k != "paths"}
         props["tx_ids"] = tx_ids
         props["path_lengths"] = lengths
         out.append({"alert_id": r["alert_id"], "loan_id": r["loan_id"], "props": props})
@@ -635,37 +795,10 @@ def cypher_string(value: str) -> str:
     return f"'{escaped}'"
 
 
-def cypher_for_trace(record: dict) -> str:
-    """A Cypher query showing exactly a trace record's flow-back paths.
-
-    Parameters
-    ----------
-    record : dict
-        One record of :func:`flowgraph.trace.trace_loans` (``paths`` → ``hops`` with
-        ``tx_id``) or an alert row (same ``paths`` shape).
-
-    Returns
-    -------
-    str
-        Paste into Neo4j Browser or Bloom: one ``MATCH p = …`` per path, each hop a
-        ``TRANSFER`` relationship matched by its tx_id (served by the ``transfer_tx_id``
-        constraint's index), joined with ``UNION ALL``. A record without paths gives
-        the disbursement edge instead.
-
-    Examples
-    --------
-    >>> print(cypher_for_trace({"loan_id": "L1", "disbursement_id": "D1",
-    ...     "paths": [{"hops": [{"tx_id": "t1"}, {"tx_id": "t2"}]}]}))
-    // flowgraph trace: loan 'L1', disbursement 'D1', 1 path(s)
-    MATCH p = (:Account)-[:TRANSFER {tx_id: 't1'}]->(:Account)-[:TRANSFER {tx_id: 't2'}]->(:Account)
-    RETURN p
-    """
+def _path_matches(record: dict) -> list[str]:
+    """``MATCH p = … RETURN p`` per path of a record (the disbursement edge when none)."""
     paths = record.get("paths") or []
     loan, disb = record.get("loan_id"), record.get("disbursement_id")
-    head = (
-        f"// flowgraph trace: loan {cypher_string(str(loan))}, disbursement "
-        f"{cypher_string(str(disb))}, {len(paths)} path(s)"
-    ).replace("\n", " ")
     parts = []
     for path in paths:
         hops = path["hops"] if isinstance(path, dict) else path
@@ -674,10 +807,56 @@ def cypher_for_trace(record: dict) -> str:
         )
         parts.append(f"MATCH p = {pattern}\nRETURN p")
     if not parts:
-        where = [f"loan_id: {cypher_string(str(loan))}"] if loan is not None else []
+        where = f" {{loan_id: {cypher_string(str(loan))}}}" if loan is not None else ""
         rel = f" {{disbursement_id: {cypher_string(str(disb))}}}" if disb is not None else ""
-        parts.append(f"MATCH p = (:Loan {{{', '.join(where)}}})-[:DISBURSED_TO{rel}]->(:Account)\nRETURN p")
+        parts.append(f"MATCH p = (:Loan{where})-[:DISBURSED_TO{rel}]->(:Account)\nRETURN p")
+    return parts
+
+
+def _comment(record: dict) -> str:
+    text = (
+        f"// flowgraph trace: loan {cypher_string(str(record.get('loan_id')))}, disbursement "
+        f"{cypher_string(str(record.get('disbursement_id')))}, {len(record.get('paths') or [])} path(s)"
+    )
+    return text.replace("\n", " ").replace("\r", " ")  # a comment must stay on its line
+
+
+def cypher_for_records(records: list[dict]) -> str:
+    """One Cypher statement showing every flow-back path of several trace records.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of :func:`flowgraph.trace.trace_loans` (``paths`` → ``hops`` with
+        ``tx_id``) or alert rows (same ``paths`` shape), e.g. a loan's disbursements.
+
+    Returns
+    -------
+    str
+        Paste into Neo4j Browser or Bloom: a comment line per record, then one
+        ``MATCH p = …`` per path, each hop a ``TRANSFER`` relationship matched by its
+        tx_id (served by the ``transfer_tx_id`` constraint's index), joined with
+        ``UNION ALL``. A record without paths contributes its disbursement edge.
+        One statement (no ``;``), so Bloom and Browser show everything in one result.
+
+    Examples
+    --------
+    >>> print(cypher_for_records([{"loan_id": "L1", "disbursement_id": "D1",
+    ...     "paths": [{"hops": [{"tx_id": "t1"}, {"tx_id": "t2"}]}]}]))
+    // flowgraph trace: loan 'L1', disbursement 'D1', 1 path(s)
+    MATCH p = (:Account)-[:TRANSFER {tx_id: 't1'}]->(:Account)-[:TRANSFER {tx_id: 't2'}]->(:Account)
+    RETURN p
+    """
+    if not records:
+        raise ValueError("no trace record to show")
+    head = "\n".join(_comment(r) for r in records)
+    parts = [m for r in records for m in _path_matches(r)]
     return head + "\n" + "\nUNION ALL\n".join(parts)
+
+
+def cypher_for_trace(record: dict) -> str:
+    """:func:`cypher_for_records` for one record (one disbursement or one alert)."""
+    return cypher_for_records([record])
 
 
 # ------------------------------------------------------------------ bulk import files
@@ -770,8 +949,10 @@ IMPORT_FILES: tuple[_ImportFile, ...] = (
 
 def import_command(directory: Path, files: dict[str, int], database: str = "neo4j") -> str:
     """The ``neo4j-admin database import full`` command for the files of a directory."""
-    directory = Path(directory).resolve()
-    args = [f"neo4j-admin database import full {database}", "--overwrite-destination=true",
+    # an absolute path as given (a container path such as /import must not be resolved here)
+    directory = Path(directory) if Path(directory).is_absolute() else Path(directory).resolve()
+    # no --overwrite-destination: replacing a database that holds data is the user's call
+    args = [f"neo4j-admin database import full {database}",
             "--multiline-fields=true", "--id-type=string"]
     for f in IMPORT_FILES:
         if f.name in files:
@@ -788,6 +969,7 @@ def export_import(
     directory: str | os.PathLike,
     database: str = "neo4j",
     progress: Callable[[str], None] | None = None,
+    command_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Write ``neo4j-admin database import full`` CSV files for the whole store.
 
@@ -801,6 +983,9 @@ def export_import(
         Database name used in the printed command.
     progress : callable, optional
         ``progress(message)`` per file.
+    command_dir : path, optional
+        The folder as ``neo4j-admin`` will see it (e.g. ``/import`` inside a container);
+        default: ``directory`` itself.
 
     Returns
     -------
@@ -823,6 +1008,13 @@ def export_import(
     snapshot id.
     """
     final = Path(directory)
+    if final.exists() and (not final.is_dir() or (
+            any(final.iterdir()) and not (final / "flowgraph_sync.csv").exists())):
+        # the folder is replaced as a whole: never do that to something that is not an export
+        raise FileExistsError(
+            f"{final} exists and is not an earlier flowgraph export (no flowgraph_sync.csv); "
+            "give a new or empty folder"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
     files: dict[str, int] = {}
@@ -830,29 +1022,34 @@ def export_import(
         for f in IMPORT_FILES:
             if progress:
                 progress(f"writing {f.name}")
-            path = tmp / f.name
-            f.frame(store).sink_csv(path, quote_style="necessary", include_header=True)
-            files[f.name] = pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
-        universe = _account_universe(store)
-        tx = store.scan("transactions").select("tx_id").sort("tx_id", descending=True).head(1).collect()
+            frame = f.frame(store)
+            frame.sink_csv(tmp / f.name, quote_style="necessary", include_header=True)
+            # counted from the (Parquet) source, not by re-reading a CSV of 100M+ lines
+            files[f.name] = frame.select(pl.len()).collect().item()
+        fp = store_fingerprint(store)
         sync = pl.DataFrame({
             "key:ID(FlowgraphSync)": ["store"], "snapshot_id": [store.snapshot_id],
-            "transfers:long": [store.status()["tables"]["transactions"]["rows"]],
-            "accounts:long": [universe.len()],
-            "last_tx_id": [tx["tx_id"][0] if tx.height else None],
-        })
+            "transfers:long": [fp["transfers"]], "accounts:long": [fp["accounts"]],
+            "last_tx_id": [fp["last_tx_id"]],
+        }, schema={"key:ID(FlowgraphSync)": pl.Utf8, "snapshot_id": pl.Utf8,
+                   "transfers:long": pl.Int64, "accounts:long": pl.Int64, "last_tx_id": pl.Utf8})
         sync.write_csv(tmp / "flowgraph_sync.csv", quote_style="necessary")
-        command = import_command(final, files, database)
+        command = import_command(Path(command_dir) if command_dir else final, files, database)
         (tmp / "README.txt").write_text(
-            "Bulk load of a flowgraph store into an empty Neo4j 5 database (offline, "
-            "neo4j-admin 5.19+ syntax).\n"
+            "Bulk load of a flowgraph store into a new Neo4j 5 database (offline, "
+            "neo4j-admin 5.x syntax).\n"
             f"Store snapshot: {store.snapshot_id}\n\n"
-            "Stop the database (or the DBMS), then run:\n\n"
+            f"Stop the database {database!r} (neo4j-admin writes its files), then run:\n\n"
             f"{command}\n\n"
-            "then start Neo4j, `CREATE DATABASE` it if it is not the default one, and run\n"
-            "`flowgraph neo4j init` to add the constraints and indexes.\n"
+            f"If {database!r} already exists (the default database of a new server does),\n"
+            "add --overwrite-destination=true: it DELETES that database's content.\n"
+            "The neo4j-admin process must be able to read this folder (it is owner-only:\n"
+            "it holds personal data); with Docker, mount it and run the command inside.\n"
+            "Then start Neo4j (`CREATE DATABASE` it if it is not the default one) and run\n"
+            "`flowgraph neo4j init` to add the constraints and indexes.\n\n"
             "Files (rows, header excluded):\n"
             + "".join(f"  {n}\t{r}\n" for n, r in files.items())
+            + "  flowgraph_sync.csv\t1\n"
         )
         replace_directory(tmp, final)
     except BaseException:
@@ -876,11 +1073,45 @@ def save_source_index(source: GraphSource, directory: Path, page_size: int = DEF
     return meta
 
 
+def index_store_from_source(
+    store: Store, source: GraphSource, page_size: int = DEFAULT_PAGE_SIZE
+) -> dict:
+    """Build the index from ``source`` (e.g. Neo4j) and install it as the store's index.
+
+    ``score``, ``trace`` and the other engine commands then use it as is (same snapshot
+    id), instead of rebuilding from the store's Parquet tables.
+
+    Raises
+    ------
+    Neo4jStoreError
+        The source holds a different graph than the store (another snapshot id), before
+        or after reading it: the index's rows point into the store's transactions table,
+        so an index of another graph would make scores and traces name wrong hops.
+        Nothing is written then.
+    """
+    from .index import save_index
+
+    want = store.snapshot_id
+    have = source.snapshot_id()
+    if have != want:
+        raise Neo4jStoreError(
+            f"the graph holds snapshot {have}, the store {want}: run `flowgraph neo4j push` "
+            "(or import the store's export) first; the index was not written"
+        )
+    index, meta = build_index_from_source(source, page_size)
+    if meta["snapshot_id"] != want:
+        raise Neo4jStoreError("the graph changed while it was read; the index was not written")
+    with store.lock():
+        save_index(index, store.index_dir, meta)
+    return dict(meta, rebuilt=True)
+
+
 __all__ = [
     "ALERT_SUMMARY_SCHEMA", "DEFAULT_BATCH_SIZE", "DEFAULT_PAGE_SIZE", "EmbeddedSource",
     "GraphSource", "IMPORT_FILES", "Neo4jConfigError", "Neo4jSettings", "Neo4jStore",
     "Neo4jStoreError", "Neo4jUnavailableError", "PUSH_TABLES", "SYNC_FILE", "TRANSFER_SCHEMA",
-    "alert_rows", "build_index_from_source", "cypher_for_trace", "cypher_string",
-    "export_import", "import_command", "save_source_index",
+    "alert_rows", "alerts_of_days", "build_index_from_source", "cypher_for_records",
+    "cypher_for_trace", "cypher_string", "export_import", "import_command", "redact_uri",
+    "save_source_index", "store_fingerprint",
 ]
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 import tomllib
 import typing
@@ -180,10 +181,14 @@ def _check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
     if t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"expected an integer, got {value!r}"
+        if not -(2**62) <= value < 2**62:  # kernels take int64; TOML allows up to 2**63 - 1
+            return value, f"{value} is out of range"
     elif t == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return value, f"expected a number, got {value!r}"
         value = float(value)
+        if not math.isfinite(value):  # nan passes every range check; inf breaks int(window)
+            return value, f"expected a finite number, got {value!r}"
     elif t == "money":
         if isinstance(value, bool) or not isinstance(value, str | int):
             return value, f"expected an amount as a string such as \"1000.00\", got {value!r}"
@@ -213,7 +218,12 @@ def _check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
 
 
 def _read_toml(path: Path) -> tuple[str, dict]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RulePackError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise RulePackError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -233,6 +243,9 @@ def _load_rule(path: Path, specs: dict[str, dict[str, ParamSpec]]) -> Rule:
         raise _err(path, text, None, "kind", f"unknown kind {kind!r} (kinds: {', '.join(sorted(specs))})")
     spec = specs[kind]
     params = {name: s.default for name, s in spec.items()}
+    for section in ("params", "score", "levels"):
+        if not isinstance(data.get(section, {}), dict):
+            raise _err(path, text, None, section, f"expected a table [{section}], got {data[section]!r}")
     for key, value in data.get("params", {}).items():
         if key not in spec:
             raise _err(path, text, "params", key, f"unknown parameter for kind {kind} (known: {', '.join(spec)})")

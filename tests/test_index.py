@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,3 +111,22 @@ def test_empty_and_isolated_accounts():
     idx = build_index(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0),
                       np.array(["a", "b", "c"]))  # fmt: skip
     assert idx.n_accounts == 3 and idx.n_edges == 0 and idx.indptr.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("time_ordered", [False, True])
+def test_parallel_build_equals_lexsort(time_ordered):
+    # above PARALLEL_MIN_EDGES, so the chunked parallel counting sort runs (when numba has
+    # more than one thread); many ties in ts check that row order breaks them
+    rng = np.random.default_rng(3)
+    n, m = 1000, 250_000
+    src, dst, ts, amount = random_edges(rng, n, m, 5_000)
+    if time_ordered:
+        ts = np.sort(ts)
+    idx = build_index(src, dst, ts, amount, np.array([f"a{i:04d}" for i in range(n)]))
+    rows = np.arange(m)
+    assert np.array_equal(idx.row, np.lexsort((rows, ts, src)))
+    assert np.array_equal(idx.rrow, np.lexsort((rows, ts, dst)))
+    assert np.array_equal(idx.indptr, np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]))
+    assert np.array_equal(idx.rindptr, np.concatenate([[0], np.cumsum(np.bincount(dst, minlength=n))]))
+    assert np.array_equal(idx.dst, dst[idx.row]) and np.array_equal(idx.rsrc, src[idx.rrow])
+    assert np.array_equal(idx.ts, ts[idx.row]) and np.array_equal(idx.ramount, amount[idx.rrow])

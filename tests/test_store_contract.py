@@ -1,6 +1,7 @@
 """One contract, two stores: the embedded Parquet store and Neo4j (flowgraph.neo4j_store).
 
-Always runs against the embedded store. Runs against Neo4j too when
+Always runs against the embedded store and against Neo4jStore over the in-memory fake
+driver of tests/fake_neo4j.py. Runs against a real Neo4j too when
 FLOWGRAPH_NEO4J_URI / _USER / _PASSWORD are set; that database must be empty or hold
 only data of an earlier run of these tests (it is wiped), so use a throwaway server.
 """
@@ -93,13 +94,16 @@ def store(tmp_path_factory) -> Store:
 def _neo4j_source(store: Store):
     missing = [v for v in NEO4J_VARS if not os.environ.get(v)]
     if missing:
-        pytest.skip(f"Neo4j contract tests need {', '.join(missing)} (a throwaway Neo4j 5 server)")
+        pytest.skip(f"Neo4j contract tests need {', '.join(missing)} (a throwaway Neo4j 5 server; "
+                    "see docs/neo4j.md)")
     from flowgraph.neo4j_store import Neo4jSettings, Neo4jStore
 
     neo = Neo4jStore.from_settings(Neo4jSettings.from_env())
     neo.verify()
+    # test_neo4j_live.py marks the database it wipes with its own label
     records, _, _ = neo._driver.execute_query(
-        f"OPTIONAL MATCH (m:{TEST_MARK}) WITH count(m) AS marks MATCH (n) RETURN marks, count(n) AS n",
+        f"OPTIONAL MATCH (m) WHERE m:{TEST_MARK} OR m:FlowgraphLiveTest "
+        "WITH count(m) AS marks MATCH (n) RETURN marks, count(n) AS n",
         database_=neo.database,
     )
     if records and records[0]["n"] and not records[0]["marks"]:
@@ -114,10 +118,21 @@ def _neo4j_source(store: Store):
     return neo
 
 
-@pytest.fixture(scope="module", params=["embedded", "neo4j"])
+@pytest.fixture(scope="module", params=["embedded", "neo4j-fake", "neo4j"])
 def source(request, store) -> GraphSource:
     if request.param == "embedded":
         yield EmbeddedSource(store)
+        return
+    if request.param == "neo4j-fake":
+        # Neo4jStore's own logic (paging, sync mark, alert flattening) over the in-memory
+        # fake driver of tests/fake_neo4j.py: always runs, no server needed
+        from fake_neo4j import FakeDriver
+
+        from flowgraph.neo4j_store import Neo4jStore
+
+        neo = Neo4jStore("bolt://fake:7687", driver=FakeDriver())
+        neo.push(store, batch_size=2, restart=True)
+        yield neo
         return
     neo = _neo4j_source(store)
     yield neo
