@@ -45,27 +45,15 @@ def _rss_mb() -> float:
 
 
 def _targets(store):
-    """Disbursements and their target CSR, exactly as ``trace.trace_loans`` builds them."""
-    import numpy as np
-
-    from flowgraph.graph import AccountLookup
-    from flowgraph.links import load_party_graph
-    from flowgraph.trace import TraceOptions, linked_targets, select_disbursements
+    """Disbursements and their target CSR, exactly as ``trace.trace_loans`` builds them
+    (the index loaded, not rebuilt: the build is its own stage)."""
+    from flowgraph.index import load_index
+    from flowgraph.trace import TraceOptions, search_inputs
 
     options = TraceOptions.defaults()
-    disb = select_disbursements(store, None)
-    from flowgraph.index import load_index
-
-    index, _ = load_index(store.index_dir)
-    lookup = AccountLookup(index.account_ids)
-    graph = load_party_graph(store)
-    tindptr, tids, linked_of = linked_targets(
-        graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
-    )
-    accounts = lookup.many(disb["account_id"].to_list())
-    t0s = disb["ts"].to_numpy().astype(np.int64)
-    amounts = disb["amount"].to_numpy().astype(np.int64)
-    return index, disb, accounts, t0s, amounts, tindptr, tids, linked_of, options
+    index, inp = search_inputs(store, options, index=load_index(store.index_dir)[0])
+    return (index, inp.disb, inp.accounts, inp.t0s, inp.amounts, inp.target_indptr, inp.target_ids,
+            inp.linked_of, options)
 
 
 # ------------------------------------------------------------------ child stages
@@ -126,7 +114,6 @@ def child_load(store_dir: str, args) -> dict:
 
 
 def child_batch(store_dir: str, args) -> dict:
-    import numpy as np
 
     from flowgraph.flow_back import find_flow_back_batch
     from flowgraph.store import Store
@@ -161,11 +148,9 @@ def child_batch(store_dir: str, args) -> dict:
         if ref is None:
             ref = b
         else:
-            out["threads_identical"] = bool(
-                np.array_equal(ref.path_count, b.path_count)
-                and np.array_equal(ref.returned_amount, b.returned_amount)
-                and np.array_equal(ref.hop_rows, b.hop_rows)
-            )
+            from benchmarks.stages import same_batch
+
+            out["threads_identical"] = same_batch(ref, b)
     out["with_paths"] = int((ref.path_count > 0).sum())
     out["truncated"] = int(ref.truncated.sum())
     out["paths_total"] = int(ref.path_count.sum())

@@ -32,24 +32,21 @@ def _params(hops: int = 5, window_days: int = 30, max_paths: int = 100):
                           max_paths=max_paths)  # fmt: skip
 
 
+def same_batch(a, b) -> bool:
+    """Two batch results agree on counts, returned amounts and every hop."""
+    return bool(
+        np.array_equal(a.path_count, b.path_count)
+        and np.array_equal(a.returned_amount, b.returned_amount)
+        and np.array_equal(a.hop_rows, b.hop_rows)
+    )
+
+
 def _targets(store):
     """Disbursements, dense accounts and target CSR, as ``trace.trace_loans`` builds them."""
-    from flowgraph.graph import AccountLookup, load_or_build_index
-    from flowgraph.links import load_party_graph
-    from flowgraph.trace import TraceOptions, linked_targets, select_disbursements
+    from flowgraph.trace import search_inputs
 
-    options = TraceOptions.defaults()
-    disb = select_disbursements(store, None)
-    index, _ = load_or_build_index(store)
-    lookup = AccountLookup(index.account_ids)
-    graph = load_party_graph(store)
-    tindptr, tids, linked_of = linked_targets(
-        graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
-    )
-    accounts = lookup.many(disb["account_id"].to_list())
-    t0s = disb["ts"].to_numpy().astype(np.int64)
-    amounts = disb["amount"].to_numpy().astype(np.int64)
-    return index, disb, accounts, t0s, amounts, tindptr, tids, linked_of
+    index, inp = search_inputs(store)
+    return index, inp.disb, inp.accounts, inp.t0s, inp.amounts, inp.target_indptr, inp.target_ids, inp.linked_of
 
 
 # ------------------------------------------------------------------------------ stages
@@ -178,11 +175,7 @@ def stage_grid(args, opts) -> dict:
                 if ref is None:
                     ref = b
                 else:
-                    cell["same_as_threads1"] = bool(
-                        np.array_equal(ref.path_count, b.path_count)
-                        and np.array_equal(ref.returned_amount, b.returned_amount)
-                        and np.array_equal(ref.hop_rows, b.hop_rows)
-                    )
+                    cell["same_as_threads1"] = same_batch(ref, b)
                 out["cells"].append(cell)
     out["peak_rss_mb"] = _rss_mb()
     return out

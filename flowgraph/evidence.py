@@ -54,7 +54,7 @@ from .batch import alert_json, read_alerts
 from .flow_back import FlowBackParams
 from .links import chain_text, load_party_graph
 from .rulepack import RulePack, load_pack
-from .store import Store, replace_directory
+from .store import Store, replace_directory, sha256_file
 from .trace import TraceOptions, options_from_pack, trace_loans
 from .values import format_amount_grouped, parse_amount, parse_ts
 
@@ -469,13 +469,6 @@ def _graphml(doc: dict, path: Path) -> None:
     nx.write_graphml(g, str(path))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _manifest_hash(manifest: dict) -> str:
     """SHA-256 of the manifest's canonical JSON without this field (catches edits and
@@ -559,7 +552,7 @@ def write_evidence(
         _graphml(doc, tmp / "graph.graphml")
         manifest = {
             "format": BUNDLE_FORMAT,
-            "files": {n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size} for n in FILES},
+            "files": {n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size} for n in FILES},
             "target": doc["target"],
             "ruleset": doc["ruleset"],
             "snapshot_id": snapshot,
@@ -663,7 +656,7 @@ def verify_evidence(store: Store, bundle_dir: str | Path, pack: RulePack | None 
         p = bundle / name
         if not p.is_file():
             problems.append(f"{name}: missing")
-        elif _sha256(p) != entry.get("sha256"):
+        elif sha256_file(p) != entry.get("sha256"):
             problems.append(f"{name}: content differs from the manifest (sha256)")
     present = {p.name for p in bundle.iterdir()} - {MANIFEST}
     for name in sorted(present - set(files)):

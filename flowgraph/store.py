@@ -56,12 +56,10 @@ _VERIFIED: set[tuple[str, int, int, int]] = set()
 VERIFY_READ_MAX_BYTES = 256 << 20
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in chunks: files may be larger than memory)."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -223,7 +221,7 @@ class Store:
         if st.st_size > VERIFY_READ_MAX_BYTES and os.environ.get("FLOWGRAPH_VERIFY_READS") != "all":
             _VERIFIED.add(key)
             return
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         if digest != entry.get("sha256"):
             raise StoreError(
                 f"{path}: table {table} is damaged (SHA-256 {digest[:16]}… does not match the"
@@ -254,7 +252,7 @@ class Store:
             if not path.exists():
                 problems.append(f"{path}: table {table} file missing")
                 continue
-            digest = _sha256_file(path)
+            digest = sha256_file(path)
             if digest != entry.get("sha256"):
                 problems.append(f"{path}: table {table} SHA-256 does not match the manifest")
                 continue
@@ -289,7 +287,7 @@ class Store:
             damaged = []
             for table, entry in manifest["tables"].items():
                 path = self.root / entry["file"]
-                if not path.exists() or _sha256_file(path) != entry.get("sha256"):
+                if not path.exists() or sha256_file(path) != entry.get("sha256"):
                     damaged.append(table)
                     del tables[table]
             if damaged:
@@ -342,7 +340,7 @@ class Store:
                 # zstd level 1: on 10M transactions as small as the default level (128 MB)
                 # for about 2/3 of the CPU time (benchmarks/RESULTS.md section 1)
                 df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
-                digest = _sha256_file(Path(tmp))
+                digest = sha256_file(Path(tmp))
                 final = folder / f"{digest}.parquet"
                 os.replace(tmp, final)
             except BaseException:

@@ -17,6 +17,7 @@ import polars as pl
 
 from .flow_back import FlowBackParams, find_flow_back_batch
 from .graph import AccountLookup, load_or_build_index
+from .index import TemporalIndex
 from .links import chain_text, load_party_graph
 from .schema import RELATION_TYPES, TABLES
 from .store import Store
@@ -223,15 +224,47 @@ def hop_records(tx: pl.DataFrame, rows: np.ndarray) -> dict[int, dict]:
     }
 
 
-def _search_group(disb, options, index, lookup, graph, threads, progress):
-    """(disbursements, batch result, linked accounts per disbursement) for one option set."""
+@dataclass(frozen=True)
+class SearchInputs:
+    """What the batch search needs for a set of disbursements (the arrays line up with
+    ``disb``'s rows)."""
+
+    disb: pl.DataFrame
+    accounts: np.ndarray  # dense id of each disbursement's account
+    t0s: np.ndarray
+    amounts: np.ndarray
+    target_indptr: np.ndarray  # CSR of the borrower-linked accounts per disbursement
+    target_ids: np.ndarray
+    linked_of: list[dict]  # linked account → chain, per disbursement
+
+
+def _inputs(disb: pl.DataFrame, options: TraceOptions, lookup: AccountLookup, graph) -> SearchInputs:
     target_indptr, target_ids, linked_of = linked_targets(
         graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
     )
-    n = disb.height
-    accounts = lookup.many(disb["account_id"].to_list())
-    t0s = disb["ts"].to_numpy().astype(np.int64)
-    amounts = disb["amount"].to_numpy().astype(np.int64)
+    return SearchInputs(
+        disb, lookup.many(disb["account_id"].to_list()), disb["ts"].to_numpy().astype(np.int64),
+        disb["amount"].to_numpy().astype(np.int64), target_indptr, target_ids, linked_of,
+    )
+
+
+def search_inputs(
+    store: Store, options: TraceOptions | None = None, loan_ids: Iterable[str] | None = None, index=None
+) -> tuple[TemporalIndex, SearchInputs]:
+    """(index, inputs) exactly as :func:`trace_loans` builds them for one option set (for
+    benchmarks and tools that call :func:`flowgraph.flow_back.find_flow_back_batch`)."""
+    options = options or TraceOptions.defaults()
+    disb = select_disbursements(store, loan_ids)
+    if index is None:
+        index, _ = load_or_build_index(store)
+    return index, _inputs(disb, options, AccountLookup(index.account_ids), load_party_graph(store))
+
+
+def _search_group(disb, options, index, lookup, graph, threads, progress):
+    """(disbursements, batch result, linked accounts per disbursement) for one option set."""
+    inp = _inputs(disb, options, lookup, graph)
+    n, accounts, t0s, amounts = disb.height, inp.accounts, inp.t0s, inp.amounts
+    target_indptr, target_ids, linked_of = inp.target_indptr, inp.target_ids, inp.linked_of
     if progress:
         progress(f"searching {n} disbursement(s)")
     batch = find_flow_back_batch(

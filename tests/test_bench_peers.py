@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from benchmarks.peers import (
@@ -15,11 +14,9 @@ from benchmarks.peers import (
 )
 from flowgraph.flow_back import FlowBackParams, find_flow_back_batch
 from flowgraph.generate import generate
-from flowgraph.graph import AccountLookup, load_or_build_index
 from flowgraph.ingest import ingest_paths
-from flowgraph.links import load_party_graph
 from flowgraph.store import Store
-from flowgraph.trace import TraceOptions, linked_targets, select_disbursements
+from flowgraph.trace import search_inputs
 from flowgraph.values import DAY_MS
 
 
@@ -29,22 +26,14 @@ def bank(tmp_path_factory):
     generate(root / "bank", "tiny", 3)
     store = Store.init(root / "store")
     ingest_paths(store, [root / "bank"])
-    index, _ = load_or_build_index(store)
-    disb = select_disbursements(store, None)
-    lookup = AccountLookup(index.account_ids)
-    o = TraceOptions.defaults()
-    tindptr, tids, linked_of = linked_targets(
-        load_party_graph(store), lookup, disb["borrower_id"].to_list(), o.link_depth, o.relation_types
-    )
+    index, inp = search_inputs(store)
     tx = store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
-    return store, index, disb, lookup, tindptr, tids, linked_of, tx
+    return store, index, inp, tx
 
 
 def _engine(bank, params):
-    store, index, disb, lookup, tindptr, tids, linked_of, tx = bank
-    accounts = lookup.many(disb["account_id"].to_list())
-    b = find_flow_back_batch(index, accounts, disb["ts"].to_numpy().astype(np.int64),
-                             disb["amount"].to_numpy().astype(np.int64), tindptr, tids, params)  # fmt: skip
+    store, index, inp, tx = bank
+    b = find_flow_back_batch(index, inp.accounts, inp.t0s, inp.amounts, inp.target_indptr, inp.target_ids, params)
     ids = tx["tx_id"].to_numpy()
     paths = [canonical([ids[p].tolist() for p in b.result(i).paths]) for i in range(len(b))]
     return b, paths
@@ -52,7 +41,8 @@ def _engine(bank, params):
 
 @pytest.mark.parametrize("hops,days", [(5, 30), (4, 7)])
 def test_networkx_peer_equals_engine(bank, hops, days):
-    store, index, disb, lookup, tindptr, tids, linked_of, tx = bank
+    store, index, inp, tx = bank
+    disb, linked_of = inp.disb, inp.linked_of
     params = FlowBackParams(window_ms=days * DAY_MS, max_hops=hops, max_paths=100_000)
     b, want = _engine(bank, params)
     assert (b.path_count > 0).sum() >= (5 if days >= 30 else 1)  # flow-back cases to compare
@@ -67,7 +57,8 @@ def test_networkx_peer_equals_engine(bank, hops, days):
 @pytest.mark.parametrize("hops,days,prefilter", [(5, 30, False), (3, 90, True)])
 def test_duckdb_peer_equals_engine(bank, hops, days, prefilter):
     pytest.importorskip("duckdb")
-    store, index, disb, lookup, tindptr, tids, linked_of, tx = bank
+    store, index, inp, tx = bank
+    disb, linked_of = inp.disb, inp.linked_of
     params = FlowBackParams(window_ms=days * DAY_MS, max_hops=hops, max_paths=100_000)
     b, want = _engine(bank, params)
     rows = [
