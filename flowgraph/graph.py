@@ -32,21 +32,46 @@ def _account_universe(store: Store) -> pl.Series:
     return pl.concat(parts).unique().sort("a").collect()["a"]
 
 
-def build_store_index(store: Store) -> tuple[TemporalIndex, dict]:
-    """Build (not persist) the index of a store; the meta records timings and sizes."""
-    started = time.perf_counter()
-    accounts = _account_universe(store)
+def _known_accounts(store: Store) -> pl.Series:
+    """Account ids of the small tables (accounts, disbursements, repayments), sorted."""
+    parts = [
+        store.scan("accounts").select(pl.col("account_id").alias("a")),
+        store.scan("disbursements").select(pl.col("account_id").alias("a")),
+        store.scan("repayments").select(pl.col("account_id").alias("a")),
+    ]
+    return pl.concat(parts).unique().sort("a").collect()["a"]
+
+
+def _encode_transactions(store: Store, accounts: pl.Series) -> pl.DataFrame:
+    """src/dst as dense ids in ``accounts`` (null where an id is not in it), ts, amount."""
     enum = pl.Enum(accounts.to_list()) if accounts.len() else pl.Enum([])
-    tx = (
+    return (
         store.scan("transactions")
         .select(
-            pl.col("src_account").cast(enum).to_physical().cast(pl.Int32).alias("src"),
-            pl.col("dst_account").cast(enum).to_physical().cast(pl.Int32).alias("dst"),
+            pl.col("src_account").cast(enum, strict=False).to_physical().cast(pl.Int32).alias("src"),
+            pl.col("dst_account").cast(enum, strict=False).to_physical().cast(pl.Int32).alias("dst"),
             "ts",
             "amount",
         )
         .collect()
     )
+
+
+def build_store_index(store: Store) -> tuple[TemporalIndex, dict]:
+    """Build (not persist) the index of a store; the meta records timings and sizes.
+
+    Dense ids follow the sorted account universe (see :func:`_account_universe`). The
+    universe is taken from the small tables first: when the accounts table names every
+    transaction endpoint, as a bank's does, the unique + sort over all the transaction
+    endpoint strings (a fifth of the build at 50M) is never paid; otherwise the endpoints
+    it misses are added and the columns encoded again.
+    """
+    started = time.perf_counter()
+    accounts = _known_accounts(store)
+    tx = _encode_transactions(store, accounts)
+    if tx["src"].null_count() or tx["dst"].null_count():  # endpoints without an account row
+        accounts = _account_universe(store)
+        tx = _encode_transactions(store, accounts)
     encoded = time.perf_counter()
     index = build_index(
         tx["src"].to_numpy(),

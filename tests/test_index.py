@@ -130,3 +130,36 @@ def test_parallel_build_equals_lexsort(time_ordered):
     assert np.array_equal(idx.rindptr, np.concatenate([[0], np.cumsum(np.bincount(dst, minlength=n))]))
     assert np.array_equal(idx.dst, dst[idx.row]) and np.array_equal(idx.rsrc, src[idx.rrow])
     assert np.array_equal(idx.ts, ts[idx.row]) and np.array_equal(idx.ramount, amount[idx.rrow])
+
+
+@pytest.mark.parametrize("accounts_cover", ["all", "some", "none"])
+def test_store_index_ids_follow_the_account_universe(tmp_path, accounts_cover):
+    """Dense ids are positions in the sorted universe whether or not the accounts table
+    names every transaction endpoint (the fast path and its fallback give one answer)."""
+    import polars as pl
+
+    from flowgraph.graph import _account_universe, build_store_index
+    from flowgraph.ingest import ingest_frames
+    from flowgraph.store import Store
+
+    rng = np.random.default_rng(5)
+    names = [f"A{i:03d}" for i in rng.permutation(60)]
+    n = 400
+    src = [names[i] for i in rng.integers(0, 60, n)]
+    dst = [names[i] for i in rng.integers(0, 60, n)]
+    tx = pl.DataFrame({"tx_id": [f"t{i:04d}" for i in range(n)], "ts": [str(1_000 + int(x)) for x in rng.integers(0, 10**6, n)],
+                       "src_account": src, "dst_account": dst, "amount": [f"{int(x)}.00" for x in rng.integers(1, 10**4, n)]})
+    listed = {"all": names + ["Z_only_in_accounts"], "some": names[:30], "none": []}[accounts_cover]
+    sources = [("tx.csv", "transactions", tx.lazy())]
+    if listed:
+        sources.append(("acc.csv", "accounts", pl.DataFrame({"account_id": listed, "owner_id": ["p"] * len(listed)}).lazy()))
+    store = Store.init(tmp_path / "s")
+    ingest_frames(store, sources)
+    index, _ = build_store_index(store)
+    universe = _account_universe(store).to_list()
+    assert index.account_ids.tolist() == universe
+    stored = store.read("transactions")
+    rows = np.asarray(index.row)
+    ids = index.account_ids
+    assert ids[index.edge_src()].tolist() == stored["src_account"].to_numpy()[rows].tolist()
+    assert ids[np.asarray(index.dst)].tolist() == stored["dst_account"].to_numpy()[rows].tolist()
