@@ -907,9 +907,11 @@ def report(
     store = run(open_store)
     if out_dir is not None:
         written = run(write_report, store, out_dir, start, end, by.value)
+        data = written["report"]
         if not want_json(json_):
             say(f"[green]wrote[/green] {', '.join(str(out_dir / f) for f in written['files'])}")
-    data = run(report_data, store, start, end, by.value)
+    else:
+        data = run(report_data, store, start, end, by.value)
     if want_json(json_):
         emit_json(data)
         return
@@ -934,7 +936,7 @@ def classify(
     json_: JsonOpt = False,
 ) -> None:
     """Suggest five-level grade changes from the pack's classification rule (overdue days, alerts)."""
-    from flowgraph.classify import apply, suggest, suggestion_json
+    from flowgraph.classify import action_counts, apply, suggest, suggestion_json
 
     day = _parse_day(as_of, "--as-of")
     pack = _load_pack(rules)
@@ -945,8 +947,7 @@ def classify(
     if want_json(json_):
         for r in rows:
             emit_json(r)
-        counts = result or {"written": 0, **{a: sum(r["action"] == a for r in rows) for a in ("change", "applied", "kept_manual")}}
-        emit_json({"as_of": day.isoformat(), "suggestions": len(rows), "apply": apply_, **counts})
+        emit_json({"as_of": day.isoformat(), "suggestions": len(rows), "apply": apply_, **(result or action_counts(sug))})
         return
     emit_rows([{**r, "reasons": "\n".join(r["reasons"])} for r in rows], False,
               title=f"{len(rows)} suggestion(s) as of {day}",
@@ -954,8 +955,8 @@ def classify(
     if result:
         say(f"[green]wrote {result['written']} auto record(s)[/green]; already applied {result['applied']}, "
             f"kept manual {result['kept_manual']}")
-    elif any(r["action"] == "change" for r in rows):
-        say(f"run with --apply to write {sum(r['action'] == 'change' for r in rows)} change(s) as source=auto records")
+    elif changes := action_counts(sug)["change"]:
+        say(f"run with --apply to write {changes} change(s) as source=auto records")
 
 
 @app.command()

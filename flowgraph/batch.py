@@ -36,7 +36,7 @@ from .links import PartyGraph, load_party_graph
 from .rulepack import Rule, RulePack
 from .scoring import flow_back_features, flow_back_reason, score
 from .store import Store, replace_directory
-from .trace import TraceOptions, hop_records, linked_targets
+from .trace import TraceOptions, hop_json, hop_records, linked_targets
 from .values import DAY_MS, day_start_ms, format_amount, format_ts
 
 HOP = pl.Struct({"tx_id": pl.Utf8, "src": pl.Utf8, "dst": pl.Utf8, "ts": pl.Int64, "amount": pl.Int64})
@@ -419,7 +419,7 @@ def alert_json(row: dict) -> dict:
     out["first_return_ts"] = ts(row["first_return_ts"])
     out["scored_at"] = ts(row["scored_at"])
     out["paths"] = [
-        {"hops": [{**h, "ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])} for h in p["hops"]]}
+        {"hops": [hop_json(h) for h in p["hops"]]}
         for p in row["paths"] or []
     ]
     return out

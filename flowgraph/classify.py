@@ -26,11 +26,11 @@ from datetime import date
 import polars as pl
 
 from .batch import LEVELS, read_alerts
-from .repayment import SCHEDULES, ScheduleParams, store_repayment_status
+from .repayment import ScheduleParams, store_repayment_status
 from .rulepack import RulePack, RulePackError
 from .schema import GRADES, TABLES
 from .store import Store
-from .values import DAY_MS, day_start_ms, format_amount_grouped
+from .values import DAY_MS, day_start_ms, format_amount_grouped, format_date
 
 ALERT_KINDS = (
     "flow_back", "repay_with_loan", "prohibited_destination", "rapid_pass_through",
@@ -39,8 +39,9 @@ ALERT_KINDS = (
 
 
 @dataclass(frozen=True)
-class ClassificationParams:
-    """Parameters of a ``classification`` rule (validated by the rule-pack loader)."""
+class ClassificationParams(ScheduleParams):
+    """Parameters of a ``classification`` rule (validated by the rule-pack loader): the
+    repayment schedule's, then the grade floors."""
 
     alert_kinds: tuple[str, ...] = field(default=("flow_back", "repay_with_loan"), metadata={"choices": ALERT_KINDS, "doc": "alert kinds that set a floor"})
     alert_levels: tuple[str, ...] = field(default=("high",), metadata={"choices": LEVELS, "doc": "alert levels that set a floor"})
@@ -50,14 +51,9 @@ class ClassificationParams:
     substandard_after_days: int = field(default=90, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least substandard"})
     doubtful_after_days: int = field(default=270, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least doubtful"})
     loss_after_days: int = field(default=360, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least loss"})
-    schedule: str = field(default="installment", metadata={"choices": SCHEDULES, "doc": "installment or bullet repayment schedule"})
-    period_days: int = field(default=30, metadata={"min": 1, "max": 366, "doc": "days between instalments"})
-    first_due_days: int = field(default=30, metadata={"min": 0, "max": 3660, "doc": "days from the first disbursement to the first instalment"})
-    grace_days: int = field(default=15, metadata={"min": 0, "max": 365, "doc": "days past due before a loan counts as overdue"})
 
     def schedule_params(self) -> ScheduleParams:
-        names = {f.name for f in fields(ScheduleParams)}
-        return ScheduleParams(**{n: getattr(self, n) for n in names})
+        return ScheduleParams(**{f.name: getattr(self, f.name) for f in fields(ScheduleParams)})
 
     def overdue_floors(self) -> list[tuple[int, str]]:
         """(more-than days, grade), strictest first."""
@@ -184,6 +180,14 @@ def suggest(store: Store, as_of: date, pack: RulePack) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SUGGESTION_SCHEMA) if rows else pl.DataFrame(schema=SUGGESTION_SCHEMA)
 
 
+ACTIONS = ("change", "applied", "kept_manual")
+
+
+def action_counts(suggestions: pl.DataFrame, written: int = 0) -> dict:
+    """``{"written": N, "change": N, "applied": N, "kept_manual": N}`` of a suggestion frame."""
+    return {"written": written, **{a: int((suggestions["action"] == a).sum()) for a in ACTIONS}}
+
+
 def apply(store: Store, as_of: date, suggestions: pl.DataFrame, pack: RulePack) -> dict:
     """Write the ``change`` suggestions as ``source=auto`` records (one atomic swap).
 
@@ -192,9 +196,8 @@ def apply(store: Store, as_of: date, suggestions: pl.DataFrame, pack: RulePack) 
     """
     day0 = day_start_ms(as_of)
     todo = suggestions.filter(pl.col("action") == "change")
-    counts = {a: int((suggestions["action"] == a).sum()) for a in ("change", "applied", "kept_manual")}
     if todo.height == 0:
-        return {"written": 0, **counts}
+        return action_counts(suggestions)
     tag = f"auto (rule pack {pack.id} {pack.hash[:12]})"
     new = todo.select(
         "loan_id",
@@ -214,12 +217,10 @@ def apply(store: Store, as_of: date, suggestions: pl.DataFrame, pack: RulePack) 
         merged = pl.concat([kept, new.cast({c: existing.schema[c] for c in new.columns})], how="diagonal_relaxed")
         merged = merged.select(existing.columns).sort(list(schema.key))
         store.write_tables({"classifications": merged})
-    return {"written": todo.height, **counts}
+    return action_counts(suggestions, todo.height)
 
 
 def suggestion_json(row: dict) -> dict:
-    from .values import format_date
-
     return {
         **row,
         "current_as_of": format_date(row["current_as_of"]) if row["current_as_of"] is not None else None,

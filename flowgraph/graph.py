@@ -20,25 +20,17 @@ from .store import Store
 INDEX_FORMAT = 1
 
 
-def _account_universe(store: Store) -> pl.Series:
-    tx = store.scan("transactions")
-    parts = [
-        store.scan("accounts").select(pl.col("account_id").alias("a")),
-        tx.select(pl.col("src_account").alias("a")),
-        tx.select(pl.col("dst_account").alias("a")),
-        store.scan("disbursements").select(pl.col("account_id").alias("a")),
-        store.scan("repayments").select(pl.col("account_id").alias("a")),
-    ]
-    return pl.concat(parts).unique().sort("a").collect()["a"]
-
-
-def _known_accounts(store: Store) -> pl.Series:
-    """Account ids of the small tables (accounts, disbursements, repayments), sorted."""
+def _account_universe(store: Store, endpoints: bool = True) -> pl.Series:
+    """Sorted account ids: the accounts table, disbursement and repayment accounts, and
+    (``endpoints``) every transaction's source and destination."""
     parts = [
         store.scan("accounts").select(pl.col("account_id").alias("a")),
         store.scan("disbursements").select(pl.col("account_id").alias("a")),
         store.scan("repayments").select(pl.col("account_id").alias("a")),
     ]
+    if endpoints:
+        tx = store.scan("transactions")
+        parts += [tx.select(pl.col("src_account").alias("a")), tx.select(pl.col("dst_account").alias("a"))]
     return pl.concat(parts).unique().sort("a").collect()["a"]
 
 
@@ -63,11 +55,11 @@ def build_store_index(store: Store) -> tuple[TemporalIndex, dict]:
     Dense ids follow the sorted account universe (see :func:`_account_universe`). The
     universe is taken from the small tables first: when the accounts table names every
     transaction endpoint, as a bank's does, the unique + sort over all the transaction
-    endpoint strings (a fifth of the build at 50M) is never paid; otherwise the endpoints
-    it misses are added and the columns encoded again.
+    endpoint strings (a fifth of the build at 50M) is never paid; otherwise the whole
+    universe is collected and the columns encoded again.
     """
     started = time.perf_counter()
-    accounts = _known_accounts(store)
+    accounts = _account_universe(store, endpoints=False)
     tx = _encode_transactions(store, accounts)
     if tx["src"].null_count() or tx["dst"].null_count():  # endpoints without an account row
         accounts = _account_universe(store)

@@ -15,7 +15,7 @@ from .flow_back import FlowBackParams, find_flow_back
 from .graph import AccountLookup, load_or_build_index
 from .links import chain_text, load_party_graph
 from .store import Store
-from .trace import HOP_COLUMNS, hop_records, options_from_pack, read_rows, trace_loans
+from .trace import options_from_pack, read_hops, trace_loans
 from .values import format_amount, format_ts
 
 
@@ -126,9 +126,7 @@ def paths_between(
                             min_amount_ratio=0.0, max_paths=max_paths)
     res = find_flow_back(index, s, lo, 0, np.array([d], np.int64), params)
     rows = np.concatenate(res.paths) if res.paths else np.zeros(0, np.int64)
-    tx = read_rows(store, "transactions", rows, HOP_COLUMNS)
-    hops = {r: h | {"ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])}
-            for r, h in hop_records(tx, rows).items()}
+    hops = read_hops(store, rows)
     return {
         "src": src, "dst": dst,
         "since": format_ts(lo + 1), "until": format_ts(hi), "max_hops": max_hops,

@@ -27,7 +27,6 @@ as a list of steps::
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,24 +38,29 @@ from .schema import RELATION_TYPES
 Chain = list[dict[str, str]]
 
 
-def _norm_phone(s: str) -> str:
-    """Digits only: ``+86 138-0000-0000`` and ``8613800000000`` are one phone."""
-    return re.sub(r"\D", "", s)
-
-
-def _norm_address(s: str) -> str:
-    """Case and runs of white space do not make another address."""
-    return " ".join(s.lower().split())
-
-
 def _phone_expr(col: pl.Expr) -> pl.Expr:
-    """:func:`_norm_phone` as a polars expression."""
+    """Digits only: ``+86 138-0000-0000`` and ``8613800000000`` are one phone."""
     return col.str.replace_all(r"\D", "")
 
 
 def _address_expr(col: pl.Expr) -> pl.Expr:
-    """:func:`_norm_address` as a polars expression."""
+    """Case and runs of white space do not make another address."""
     return col.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars(" ")
+
+
+DERIVED = (("shared_phone", "phone", _phone_expr), ("shared_address", "address", _address_expr))
+
+
+def _attributes(parties: pl.DataFrame) -> pl.DataFrame:
+    """(party_id, kind, v): each party's normalised phone and address, shared_phone rows
+    first, empty values dropped — what the derived links go through."""
+    frames = [
+        parties.select("party_id", pl.lit(kind).alias("kind"), norm(pl.col(col)).alias("v"))
+        for kind, col, norm in DERIVED
+        if col in parties.columns
+    ]
+    empty = pl.DataFrame(schema={"party_id": pl.Utf8, "kind": pl.Utf8, "v": pl.Utf8})
+    return pl.concat(frames or [empty]).filter(pl.col("v").is_not_null() & (pl.col("v") != ""))
 
 
 @dataclass
@@ -89,22 +93,13 @@ class PartyGraph:
                 p: list(zip(o, r, strict=True))
                 for p, o, r in zip(*(grouped[c].to_list() for c in ("p", "o", "r")), strict=True)
             }
-        for kind, col, norm in (("shared_phone", "phone", _phone_expr), ("shared_address", "address", _address_expr)):
-            if col not in parties.columns:
-                continue
-            values = (
-                parties.select("party_id", norm(pl.col(col)).alias("v"))
-                .drop_nulls()
-                .filter(pl.col("v") != "")
-                .sort("party_id", maintain_order=True)
-            )
-            if not values.height:
-                continue
-            members = values.group_by("v", maintain_order=True).agg("party_id")
-            for v, pids in zip(members["v"].to_list(), members["party_id"].to_list(), strict=True):
-                g.members[(kind, v)] = pids
-            for pid, v in zip(values["party_id"].to_list(), values["v"].to_list(), strict=True):
-                g.attr_of.setdefault(pid, []).append((kind, v))
+        # shared_phone entries before shared_address ones, each list in party_id order
+        attrs = _attributes(parties).drop_nulls("party_id").sort("party_id", maintain_order=True)
+        members = attrs.group_by("kind", "v", maintain_order=True).agg("party_id")
+        for kind, v, pids in zip(*(members[c].to_list() for c in ("kind", "v", "party_id")), strict=True):
+            g.members[(kind, v)] = pids
+        for pid, kind, v in zip(*(attrs[c].to_list() for c in ("party_id", "kind", "v")), strict=True):
+            g.attr_of.setdefault(pid, []).append((kind, v))
         acc = accounts.select("account_id", "owner_id").drop_nulls().sort("account_id")
         owned = acc.group_by("owner_id", maintain_order=True).agg("account_id")
         g.owned = dict(zip(owned["owner_id"].to_list(), owned["account_id"].to_list(), strict=True))
@@ -179,25 +174,17 @@ def chain_text(chain: Chain) -> str:
     return " ".join(parts)
 
 
-def _neighbourhood(relations: pl.DataFrame, parties: pl.DataFrame, borrowers: list[str], depth: int) -> set[str]:
+def _neighbourhood(relations: pl.DataFrame, attrs: pl.DataFrame, borrowers: list[str], depth: int) -> set[str]:
     """Parties within ``depth`` steps of the borrowers over every link type (a superset of
-    what any rule's allowed types reach)."""
-    attrs = pl.concat(
-        [
-            parties.select("party_id", pl.lit(kind).alias("kind"), norm(pl.col(col)).alias("v"))
-            for kind, col, norm in (("shared_phone", "phone", _phone_expr), ("shared_address", "address", _address_expr))
-            if col in parties.columns
-        ]
-        or [pl.DataFrame(schema={"party_id": pl.Utf8, "kind": pl.Utf8, "v": pl.Utf8})]
-    ).filter(pl.col("v").is_not_null() & (pl.col("v") != ""))
+    what any rule's allowed types reach); ``attrs`` is :func:`_attributes` of all parties."""
     reached = set(borrowers)
     frontier = sorted(reached)
     for _ in range(depth):
         if not frontier:
             break
-        f = frontier
-        via_rel = relations.filter(pl.col("party_a").is_in(f) | pl.col("party_b").is_in(f))
-        via_attr = attrs.join(attrs.filter(pl.col("party_id").is_in(f)).select("kind", "v").unique(), on=["kind", "v"])
+        via_rel = relations.filter(pl.col("party_a").is_in(frontier) | pl.col("party_b").is_in(frontier))
+        shared = attrs.filter(pl.col("party_id").is_in(frontier)).select("kind", "v").unique()
+        via_attr = attrs.join(shared, on=["kind", "v"])
         found = set(via_rel["party_a"].to_list()) | set(via_rel["party_b"].to_list()) | set(via_attr["party_id"].to_list())
         frontier = sorted(found - reached)
         reached |= found
@@ -217,7 +204,7 @@ def load_party_graph(store, borrowers: Iterable[str] | None = None, depth: int |
     parties = parties.select(cols).collect()
     accounts = store.read("accounts", ["account_id", "owner_id"])
     if borrowers is not None and depth is not None:
-        keep = sorted(_neighbourhood(relations, parties, [b for b in borrowers if b], depth))
+        keep = sorted(_neighbourhood(relations, _attributes(parties), [b for b in borrowers if b], depth))
         # every relation touching a reached party keeps the neighbour lists of the inner
         # parties complete; members of their phone/address values are all reached too
         relations = relations.filter(pl.col("party_a").is_in(keep) | pl.col("party_b").is_in(keep))

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import polars as pl
 
 from .batch import LEVELS, read_alerts
 from .store import Store, atomic_write_bytes
-from .values import day_start_ms, format_amount
+from .values import DAY_MS, day_start_ms, format_amount
 
 GROUPINGS = ("month", "week", "branch", "industry", "region", "product", "grade")
 
@@ -79,37 +80,50 @@ def _aggregate(disb: pl.DataFrame, alerts: pl.DataFrame, rules: list[str]) -> pl
     )
 
 
-def portfolio_tables(
-    store: Store, start: date | None = None, end: date | None = None, by: str = "month"
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+@dataclass(frozen=True)
+class Selection:
+    """The disbursements of the period (with their grouping columns) and the alerts on them."""
+
+    disb: pl.DataFrame
+    alerts: pl.DataFrame
+    rules: list[str]
+
+
+def select(store: Store, start: date | None = None, end: date | None = None) -> Selection:
+    """Disbursements made from ``start`` to ``end`` (inclusive days) and every alert on
+    them (latest as-of per alert), read once for any number of groupings."""
+    lo = day_start_ms(start) if start else None
+    hi = day_start_ms(end) + DAY_MS if end else None
+    disb = _disbursements(store, lo, hi)
+    alerts = read_alerts(store).select("alert_id", "disbursement_id", "kind", "rule_id", "level", "returned_amount")
+    alerts = alerts.join(disb.select("disbursement_id", "loan_id"), on="disbursement_id", how="inner")
+    return Selection(disb, alerts, sorted(set(alerts["rule_id"].to_list())))
+
+
+def group_tables(sel: Selection, by: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(one row per group, one total row). Amounts in minor units (int64), shares as floats.
 
-    Disbursements made from ``start`` to ``end`` (inclusive days) with every alert on
-    them (latest as-of per alert). The total row is computed over the whole selection, so
-    a loan disbursed in two months counts once in the total but in both months.
+    The total row is computed over the whole selection, so a loan disbursed in two months
+    counts once in the total but in both months.
     """
     if by not in GROUPINGS:
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    lo = day_start_ms(start) if start else None
-    hi = day_start_ms(end) + 86_400_000 if end else None
-    disb = _disbursements(store, lo, hi).with_columns(pl.col(by).fill_null("(none)").alias("group"))
-    alerts = read_alerts(store).select("alert_id", "disbursement_id", "kind", "rule_id", "level", "returned_amount")
-    alerts = alerts.join(disb.select("disbursement_id", "loan_id", "group"), on="disbursement_id", how="inner")
-    rules = sorted(set(alerts["rule_id"].to_list()))
-    groups = _aggregate(disb, alerts, rules).sort("group").rename({"group": by})
+    disb = sel.disb.with_columns(pl.col(by).fill_null("(none)").alias("group"))
+    alerts = sel.alerts.join(disb.select("disbursement_id", "group"), on="disbursement_id", how="inner")
+    groups = _aggregate(disb, alerts, sel.rules).sort("group").rename({"group": by})
     everything = pl.lit("total").alias("group")
-    total = _aggregate(disb.with_columns(everything), alerts.with_columns(everything), rules).rename({"group": by})
+    total = _aggregate(disb.with_columns(everything), alerts.with_columns(everything), sel.rules).rename({"group": by})
     if total.height == 0:  # nothing disbursed in the range: a row of zeros
         total = pl.DataFrame([{c: ("total" if c == by else 0.0 if c.endswith("share") else 0) for c in groups.columns}],
                              schema=groups.schema)
     return groups, total
 
 
-def portfolio_report(
+def portfolio_tables(
     store: Store, start: date | None = None, end: date | None = None, by: str = "month"
-) -> pl.DataFrame:
-    """One row per group (see :func:`portfolio_tables`)."""
-    return portfolio_tables(store, start, end, by)[0]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`group_tables` of :func:`select` (one grouping of one period)."""
+    return group_tables(select(store, start, end), by)
 
 
 def report_json(groups: pl.DataFrame, total: pl.DataFrame, by: str, start: date | None, end: date | None) -> dict:
@@ -128,8 +142,7 @@ def report_json(groups: pl.DataFrame, total: pl.DataFrame, by: str, start: date 
 
 def report_data(store: Store, start: date | None = None, end: date | None = None, by: str = "month") -> dict:
     """:func:`portfolio_tables` as JSON (what ``flowgraph report --json`` prints)."""
-    groups, total = portfolio_tables(store, start, end, by)
-    return report_json(groups, total, by, start, end)
+    return report_json(*portfolio_tables(store, start, end, by), by, start, end)
 
 
 # ------------------------------------------------------------------ files and charts
@@ -144,7 +157,7 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined
 
 
-def charts(store: Store, start: date | None, end: date | None) -> dict[str, str]:
+def charts(sel: Selection) -> dict[str, str]:
     """Three inline SVG charts: amounts by month, flow-back share by industry and by region,
     alert levels by month."""
     import matplotlib
@@ -154,52 +167,55 @@ def charts(store: Store, start: date | None, end: date | None) -> dict[str, str]
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({
+    style = {
         "svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "flowgraph",
         # names the browser falls back through for Chinese branch/region/industry labels
         "font.family": ["DejaVu Sans", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "sans-serif"],
-    })
+    }
     out = {}
-    month = portfolio_report(store, start, end, "month")
-    fig, ax = plt.subplots(figsize=(8, 3))
-    x = range(month.height)
-    ax.bar([i - 0.2 for i in x], (month["disbursed_amount"] / 100).to_list(), width=0.4, label="disbursed")
-    ax.bar([i + 0.2 for i in x], (month["returned_amount"] / 100).to_list(), width=0.4, label="returned (flow-back)")
-    ax.set_xticks(list(x), month["month"].to_list(), rotation=45, ha="right")
-    ax.set_title("Disbursed and returned amount by month")
-    ax.legend()
-    out["by_period"] = _svg(fig)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-    for ax, by in zip(axes, ("industry", "region"), strict=True):
-        df = portfolio_report(store, start, end, by).sort("flow_back_loan_share", descending=True).head(15)
-        ax.barh(df[by].to_list()[::-1], df["flow_back_loan_share"].to_list()[::-1])
-        ax.set_title(f"Share of loans with flow-back by {by}")
-        ax.set_xlim(0, 1)
-    out["shares"] = _svg(fig)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(8, 3))
-    bottom = [0] * month.height
-    for lv, colour in zip(LEVELS, ("#c0392b", "#e67e22", "#f1c40f"), strict=True):
-        vals = month[f"alerts_{lv}"].to_list()
-        ax.bar(list(x), vals, bottom=bottom, label=lv, color=colour)
-        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.set_xticks(list(x), month["month"].to_list(), rotation=45, ha="right")
-    ax.set_title("Alerts by level and month of disbursement")
-    ax.legend()
-    out["levels"] = _svg(fig)
-    plt.close(fig)
+    month = group_tables(sel, "month")[0]
+    with plt.rc_context(style):  # the caller's matplotlib settings stay as they were
+        fig, ax = plt.subplots(figsize=(8, 3))
+        x = range(month.height)
+        ax.bar([i - 0.2 for i in x], (month["disbursed_amount"] / 100).to_list(), width=0.4, label="disbursed")
+        ax.bar([i + 0.2 for i in x], (month["returned_amount"] / 100).to_list(), width=0.4, label="returned (flow-back)")
+        ax.set_xticks(list(x), month["month"].to_list(), rotation=45, ha="right")
+        ax.set_title("Disbursed and returned amount by month")
+        ax.legend()
+        out["by_period"] = _svg(fig)
+        plt.close(fig)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+        for ax, by in zip(axes, ("industry", "region"), strict=True):
+            df = group_tables(sel, by)[0].sort("flow_back_loan_share", descending=True).head(15)
+            ax.barh(df[by].to_list()[::-1], df["flow_back_loan_share"].to_list()[::-1])
+            ax.set_title(f"Share of loans with flow-back by {by}")
+            ax.set_xlim(0, 1)
+        out["shares"] = _svg(fig)
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(8, 3))
+        bottom = [0] * month.height
+        for lv, colour in zip(LEVELS, ("#c0392b", "#e67e22", "#f1c40f"), strict=True):
+            vals = month[f"alerts_{lv}"].to_list()
+            ax.bar(list(x), vals, bottom=bottom, label=lv, color=colour)
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+        ax.set_xticks(list(x), month["month"].to_list(), rotation=45, ha="right")
+        ax.set_title("Alerts by level and month of disbursement")
+        ax.legend()
+        out["levels"] = _svg(fig)
+        plt.close(fig)
     return out
 
 
 def write_report(store: Store, out_dir: str | Path, start: date | None, end: date | None, by: str) -> dict:
-    """report.csv, report.xlsx and report.html (charts inline, no network) in ``out_dir``."""
+    """report.csv, report.xlsx, report.json and report.html (charts inline, no network) in
+    ``out_dir``; returns the file names and the report (:func:`report_data`'s shape)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
     from xlsxwriter import Workbook
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups, total = portfolio_tables(store, start, end, by)
+    sel = select(store, start, end)
+    groups, total = group_tables(sel, by)
     data = report_json(groups, total, by, start, end)
     df = pl.concat([groups, total], how="vertical_relaxed")  # the total row last, as in the HTML
     atomic_write_bytes(out_dir / "report.csv", df.write_csv().encode())
@@ -211,9 +227,9 @@ def write_report(store: Store, out_dir: str | Path, start: date | None, end: dat
     tmp.replace(out_dir / "report.xlsx")
     env = Environment(loader=PackageLoader("flowgraph", "templates"), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template("portfolio.html.j2").render(
-        data=data, columns=groups.columns, charts=charts(store, start, end),
+        data=data, columns=groups.columns, charts=charts(sel),
         snapshot_id=store.snapshot_id, by=by,
     )
     atomic_write_bytes(out_dir / "report.html", html.encode())
     atomic_write_bytes(out_dir / "report.json", (json.dumps(data, indent=2) + "\n").encode())
-    return {"out": str(out_dir), "files": ["report.csv", "report.xlsx", "report.html", "report.json"], **data["totals"]}
+    return {"out": str(out_dir), "files": ["report.csv", "report.xlsx", "report.html", "report.json"], "report": data}

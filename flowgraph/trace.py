@@ -137,13 +137,10 @@ def trace_loans(
         groups = [(part, options[mode[0]]) for mode, part in disb.group_by("payment_mode", maintain_order=True)]
     searched = [_search_group(part, opts, index, lookup, graph, threads, progress) for part, opts in groups]
     # one read of just the transaction rows the paths use, for every group at once
-    rows = np.concatenate([b.hop_rows for _, b, _ in searched]) if searched else np.zeros(0, np.int64)
-    hop_of = {
-        r: h | {"ts": format_ts(h["ts"]), "amount": format_amount(h["amount"])}
-        for r, h in hop_records(read_rows(store, "transactions", rows, HOP_COLUMNS), rows).items()
-    }
+    rows = np.concatenate([b.hop_rows for b, _ in searched]) if searched else np.zeros(0, np.int64)
+    hop_of = read_hops(store, rows)
     records: list[dict] = []
-    for (part, _), (_, batch, linked_of) in zip(groups, searched, strict=True):
+    for (part, _), (batch, linked_of) in zip(groups, searched, strict=True):
         records += _records(part, batch, linked_of, hop_of)
     if len(groups) == 1:
         return records
@@ -163,7 +160,7 @@ def read_rows(store: Store, table: str, rows: np.ndarray, columns: list[str]) ->
     path = store.table_path(table)
     if path is None or not len(rows):
         return TABLES[table].empty().select(columns).with_columns(pl.Series("__row", rows, pl.Int64))
-    store.scan(table)  # the store's own checks on the table file
+    lf = store.scan(table)  # through the store: its checks on the table file apply
     pf = pq.ParquetFile(path)
     sizes = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)], np.int64)
     ends = np.cumsum(sizes)
@@ -175,7 +172,7 @@ def read_rows(store: Store, table: str, rows: np.ndarray, columns: list[str]) ->
         # decoding whole row groups through pyarrow
         wanted = pl.Series("__row", rows, pl.Int64).implode()
         return (
-            pl.scan_parquet(path).select(columns).with_row_index("__row").filter(pl.col("__row").is_in(wanted))
+            lf.select(columns).with_row_index("__row").filter(pl.col("__row").is_in(wanted))
             .with_columns(pl.col("__row").cast(pl.Int64)).collect()
         )
     part = pl.from_arrow(pf.read_row_groups(groups.tolist(), columns=columns))
@@ -232,6 +229,17 @@ def hop_records(tx: pl.DataFrame, rows: np.ndarray) -> dict[int, dict]:
     }
 
 
+def hop_json(hop: dict) -> dict:
+    """A hop record with its amount as a decimal string and ts as ISO-8601 UTC."""
+    return hop | {"ts": format_ts(hop["ts"]), "amount": format_amount(hop["amount"])}
+
+
+def read_hops(store: Store, rows: np.ndarray) -> dict[int, dict]:
+    """Transaction row → JSON hop, reading only those rows of the store."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return {r: hop_json(h) for r, h in hop_records(read_rows(store, "transactions", rows, HOP_COLUMNS), rows).items()}
+
+
 @dataclass(frozen=True)
 class SearchInputs:
     """What the batch search needs for a set of disbursements (the arrays line up with
@@ -269,17 +277,15 @@ def search_inputs(
 
 
 def _search_group(disb, options, index, lookup, graph, threads, progress):
-    """(disbursements, batch result, linked accounts per disbursement) for one option set."""
+    """(batch result, linked accounts per disbursement) for one option set."""
     inp = _inputs(disb, options, lookup, graph)
-    n, accounts, t0s, amounts = disb.height, inp.accounts, inp.t0s, inp.amounts
-    target_indptr, target_ids, linked_of = inp.target_indptr, inp.target_ids, inp.linked_of
     if progress:
-        progress(f"searching {n} disbursement(s)")
+        progress(f"searching {disb.height} disbursement(s)")
     batch = find_flow_back_batch(
-        index, accounts, t0s, amounts, target_indptr, target_ids, options.params,
+        index, inp.accounts, inp.t0s, inp.amounts, inp.target_indptr, inp.target_ids, options.params,
         threads=threads,
     )
-    return disb, batch, linked_of
+    return batch, inp.linked_of
 
 
 def _records(disb: pl.DataFrame, batch, linked_of: list[dict], hop_of: dict[int, dict]) -> list[dict]:

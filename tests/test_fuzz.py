@@ -108,12 +108,17 @@ def fuzz_dir():
 @settings(FUZZ, max_examples=50 * SCALE)
 @given(f=csv_file())
 def test_fuzz_csv_ingest(fuzz_dir, f):
-    CASES["csv"] += 1
+    _fuzz_ingest(fuzz_dir, "csv", f)
+
+
+def _fuzz_ingest(fuzz_dir: Path, kind: str, f: tuple[str, bytes]) -> None:
+    """Ingest one generated file into the shared store of its kind, then check the result."""
+    CASES[kind] += 1
     name, data = f
-    store = fuzz_dir / "csv-store"
+    store = fuzz_dir / f"{kind}-store"
     if not (store / "manifest.json").exists():
         Store.init(store)
-    src = fuzz_dir / "in" / name
+    src = fuzz_dir / f"{kind}-in" / name
     src.parent.mkdir(exist_ok=True)
     src.write_bytes(data)
     _ingest_and_check(store, src)
@@ -169,15 +174,7 @@ def parquet_file(draw) -> tuple[str, bytes]:
 @settings(FUZZ, max_examples=40 * SCALE)
 @given(f=parquet_file())
 def test_fuzz_parquet_ingest(fuzz_dir, f):
-    CASES["parquet"] += 1
-    name, data = f
-    store = fuzz_dir / "pq-store"
-    if not (store / "manifest.json").exists():
-        Store.init(store)
-    src = fuzz_dir / "pq" / name
-    src.parent.mkdir(exist_ok=True)
-    src.write_bytes(data)
-    _ingest_and_check(store, src)
+    _fuzz_ingest(fuzz_dir, "parquet", f)
 
 
 def test_fuzz_named_ingest_cases(tmp_path):

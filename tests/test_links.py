@@ -3,17 +3,27 @@ definition (relations both ways, shared phone / address after normalisation, own
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowgraph.links import PartyGraph, _norm_address, _norm_phone
+from flowgraph.links import PartyGraph
 
 PARTIES = [f"p{i}" for i in range(8)]
 RELS = ["spouse", "parent", "guarantor", "affiliate"]
 # Python's str.split() also splits on \x1c-\x1f, which are not Unicode White_Space; the
 # contract's addresses never hold those control characters, so they are left out here
 TEXT = st.text(alphabet=st.sampled_from(list("12 -+aAbB\t\u3000北京路号")), max_size=8)
+
+
+def _norm_phone(s: str) -> str:
+    return re.sub(r"\D", "", s)
+
+
+def _norm_address(s: str) -> str:
+    return " ".join(s.lower().split())
 
 
 def reference(relations: pl.DataFrame, parties: pl.DataFrame, accounts: pl.DataFrame) -> PartyGraph:
