@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/bench_cycles.py [--data DIR] [--repeat 3] [--skip-networkx]
 
 For every data set it prints the number of cycles found by
-:func:`flowgraph.cycles.find_cycles` and by the networkx reference (they must be
+:func:`flowgraph.engine.cycles.find_cycles` and by the networkx reference (they must be
 equal), the seconds each took (warm, best of ``--repeat``), the speed-up, and
 the edges per second.  It also measures, in fresh interpreters, the latency of
 the first call (import + JIT) with an empty numba cache (compile) and with a
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flowgraph.cycles import find_cycles, read_edge_list  # noqa: E402
+from flowgraph.engine.cycles import find_cycles, read_edge_list  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "codecraft2020"
 SETS = [
@@ -40,7 +40,7 @@ SETS = [
 FIRST_CALL = """
 import time, resource, sys
 t0 = time.perf_counter()
-from flowgraph.cycles import find_cycles, read_edge_list
+from flowgraph.engine.cycles import find_cycles, read_edge_list
 t1 = time.perf_counter()
 find_cycles([0, 1, 2], [1, 2, 0], [1, 1, 1], amount_ratio=(0.2, 3))
 t2 = time.perf_counter()
@@ -49,7 +49,7 @@ print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
 
 FULL_RUN = """
 import resource, sys
-from flowgraph.cycles import find_cycles_in_edge_list, read_edge_list
+from flowgraph.engine.cycles import find_cycles_in_edge_list, read_edge_list
 edges = read_edge_list(sys.argv[1])
 n = len(find_cycles_in_edge_list(edges))
 print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
@@ -80,7 +80,7 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
 
 REFERENCE = """
 import ast, pickle, sys, time
-from flowgraph.cycles import read_edge_list, simple_cycles_reference
+from flowgraph.engine.cycles import read_edge_list, simple_cycles_reference
 edges = read_edge_list(sys.argv[1])
 kw = ast.literal_eval(sys.argv[2])
 src, dst, _ = edges.to_dense()

@@ -26,9 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flowgraph.flow_back import FlowBackParams, find_flow_back, find_flow_back_batch  # noqa: E402
-from flowgraph.index import build_index, load_index, save_index  # noqa: E402
-from flowgraph.values import DAY_MS  # noqa: E402
+from flowgraph.core.values import DAY_MS  # noqa: E402
+from flowgraph.engine.csr import build_index, load_index, save_index  # noqa: E402
+from flowgraph.engine.flow_back import FlowBackParams, find_flow_back, find_flow_back_batch  # noqa: E402
 
 
 def make_graph(n_edges: int, n_accounts: int, seed: int = 0):
@@ -62,8 +62,8 @@ import sys, time
 t = time.perf_counter()
 sys.path.insert(0, {root!r})
 import numpy as np
-from flowgraph.index import load_index
-from flowgraph.flow_back import FlowBackParams, find_flow_back
+from flowgraph.engine.csr import load_index
+from flowgraph.engine.flow_back import FlowBackParams, find_flow_back
 idx, _ = load_index({path!r})
 t1 = time.perf_counter()
 r = find_flow_back(idx, 0, 0, 100_000, np.array([1, 2]), FlowBackParams())

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_flow_back.py [--scale medium] [--seed 0]
         [--stages build,load,batch,trace,single,reference] [--ref-sample 200]
 
-Generates ``benchmarks/data/<scale>-<seed>`` once (``flowgraph.generate.generate``),
+Generates ``benchmarks/data/<scale>-<seed>`` once (``flowgraph.synthetic.generate.generate``),
 ingests it into ``benchmarks/data/<scale>-<seed>-store`` once, then runs every stage in a
 fresh child process (``--child STAGE``), so that peak RSS (``getrusage`` of the child) and
 first-call costs are real:
@@ -47,8 +47,9 @@ def _rss_mb() -> float:
 def _targets(store):
     """Disbursements and their target CSR, exactly as ``trace.trace_loans`` builds them
     (the index loaded, not rebuilt: the build is its own stage)."""
-    from flowgraph.index import load_index
-    from flowgraph.trace import TraceOptions, search_inputs
+    from flowgraph.engine.csr import load_index
+    from flowgraph.investigate.trace import search_inputs
+    from flowgraph.rules.kinds.flow_back import TraceOptions
 
     options = TraceOptions.defaults()
     index, inp = search_inputs(store, options, index=load_index(store.index_dir)[0])
@@ -58,8 +59,8 @@ def _targets(store):
 
 # ------------------------------------------------------------------ child stages
 def child_build(store_dir: str, args) -> dict:
-    from flowgraph.graph import load_or_build_index
-    from flowgraph.store import Store
+    from flowgraph.graph.store_index import load_or_build_index
+    from flowgraph.store.embedded import Store
 
     store = Store.open(store_dir)
     runs = []
@@ -92,8 +93,8 @@ def child_load(store_dir: str, args) -> dict:
     t = time.perf_counter()
     import numpy as np
 
-    from flowgraph.index import load_index
-    from flowgraph.store import Store
+    from flowgraph.engine.csr import load_index
+    from flowgraph.store.embedded import Store
 
     imported = time.perf_counter() - t
     store = Store.open(store_dir)
@@ -115,8 +116,8 @@ def child_load(store_dir: str, args) -> dict:
 
 def child_batch(store_dir: str, args) -> dict:
 
-    from flowgraph.flow_back import find_flow_back_batch
-    from flowgraph.store import Store
+    from flowgraph.engine.flow_back import find_flow_back_batch
+    from flowgraph.store.embedded import Store
 
     store = Store.open(store_dir)
     t = time.perf_counter()
@@ -160,8 +161,8 @@ def child_batch(store_dir: str, args) -> dict:
 
 def child_trace(store_dir: str, args) -> dict:
     t = time.perf_counter()
-    from flowgraph.store import Store
-    from flowgraph.trace import trace_loans
+    from flowgraph.investigate.trace import trace_loans
+    from flowgraph.store.embedded import Store
 
     imported = time.perf_counter() - t
     store = Store.open(store_dir)
@@ -181,8 +182,8 @@ def child_trace(store_dir: str, args) -> dict:
 def child_single(store_dir: str, args) -> dict:
     import numpy as np
 
-    from flowgraph.flow_back import find_flow_back
-    from flowgraph.store import Store
+    from flowgraph.engine.flow_back import find_flow_back
+    from flowgraph.store.embedded import Store
 
     store = Store.open(store_dir)
     index, disb, accounts, t0s, amounts, tindptr, tids, _, options = _targets(store)
@@ -218,10 +219,10 @@ class _Timeout(Exception):
 def child_reference(store_dir: str, args) -> dict:
     import numpy as np
 
-    from flowgraph.flow_back import find_flow_back
-    from flowgraph.flow_back_reference import find_flow_back_reference
-    from flowgraph.store import Store
-    from flowgraph.values import DAY_MS, ratio_threshold
+    from flowgraph.core.values import DAY_MS, ratio_threshold
+    from flowgraph.engine.flow_back import find_flow_back
+    from flowgraph.engine.flow_back_reference import find_flow_back_reference
+    from flowgraph.store.embedded import Store
 
     store = Store.open(store_dir)
     index, disb, accounts, t0s, amounts, tindptr, tids, linked_of, options = _targets(store)
@@ -234,7 +235,7 @@ def child_reference(store_dir: str, args) -> dict:
     rng = np.random.default_rng(args.sample_seed + 1)
     pool = np.arange(len(accounts))
     if args.ref_pool == "paths":  # only disbursements the engine finds paths for
-        from flowgraph.flow_back import find_flow_back_batch
+        from flowgraph.engine.flow_back import find_flow_back_batch
 
         b = find_flow_back_batch(index, accounts, t0s, amounts, tindptr, tids, p)
         pool = np.flatnonzero(b.path_count > 0)
@@ -337,9 +338,9 @@ CHILDREN = {
 
 # ------------------------------------------------------------------ parent
 def prepare(data: Path, store_dir: Path, scale: str, seed: int) -> dict:
-    from flowgraph.generate import generate
-    from flowgraph.ingest import ingest_paths
-    from flowgraph.store import Store
+    from flowgraph.ingest.load import ingest_paths
+    from flowgraph.store.embedded import Store
+    from flowgraph.synthetic.generate import generate
 
     info = {}
     if not (data / "labels.parquet").exists():

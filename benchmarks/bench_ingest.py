@@ -31,8 +31,9 @@ HERE = Path(__file__).resolve().parent
 CHILD = """
 import sys, time, json, resource
 from pathlib import Path
-from flowgraph.store import Store
-from flowgraph.ingest import ingest_frames, ingest_paths, read_text_frame
+from flowgraph.store.embedded import Store
+from flowgraph.ingest.load import ingest_frames, ingest_paths
+from flowgraph.ingest.read import read_text_frame
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime

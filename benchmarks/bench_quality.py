@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_quality.py [--runs tiny:0,tiny:1,...]
 
-Runs ``flowgraph.evaluate.evaluate(data_dir)`` per (scale, seed). Data go to
+Runs ``flowgraph.synthetic.evaluate.evaluate(data_dir)`` per (scale, seed). Data go to
 ``benchmarks/data/<scale>-<seed>`` (generated when missing); ``medium-0`` reuses the
 folder and the store of ``bench_flow_back.py`` (``benchmarks/data/medium-0-store``),
 every other run scores into a fresh store under ``benchmarks/data/quality-stores/``.
@@ -36,8 +36,8 @@ DEFAULT_RUNS = "tiny:0,tiny:1,tiny:2,small:0,small:1,small:2,medium:0,medium:1,m
 
 
 def child(scale: str, seed: int) -> dict:
-    from flowgraph.evaluate import evaluate
-    from flowgraph.generate import generate
+    from flowgraph.synthetic.evaluate import evaluate
+    from flowgraph.synthetic.generate import generate
 
     data = HERE / "data" / f"{scale}-{seed}"
     gen = None
@@ -61,11 +61,12 @@ def child(scale: str, seed: int) -> dict:
 
 def finbench(snapshot: str, repeat: int) -> dict:
     """Ingest a FinBench snapshot, score it (all disbursements, last day) cold then warm."""
-    from flowgraph.batch import last_data_day, read_alerts, score_days
-    from flowgraph.finbench import read_finbench
-    from flowgraph.ingest import ingest_frames
-    from flowgraph.rulepack import load_pack
-    from flowgraph.store import Store
+    from flowgraph.ingest.finbench import read_finbench
+    from flowgraph.ingest.load import ingest_frames
+    from flowgraph.rules.alerts import read_alerts
+    from flowgraph.rules.batch import last_data_day, score_days
+    from flowgraph.rules.pack import load_pack
+    from flowgraph.store.embedded import Store
 
     root = HERE / "data" / "finbench-store"
     shutil.rmtree(root, ignore_errors=True)

@@ -3,7 +3,7 @@
 ``flowgraph.generate`` has four scales (tiny 20k, small 500k, medium 10M, large 50M
 transactions). The cost curve needs 1M, 10M and 50M at the same density (50
 transactions per account), so a 1M scale is added here, inside the benchmark only, as one
-more :class:`flowgraph.generate.Scale` entry: 20,000 accounts, 1,000,000 transactions and
+more :class:`flowgraph.synthetic.generate.Scale` entry: 20,000 accounts, 1,000,000 transactions and
 12 cases per typology (the generator is unchanged).
 
 Generated data go to ``benchmarks/data/<name>-<seed>`` (gitignored) and are reused.
@@ -22,7 +22,7 @@ SCALE_OF = {"1M": "bench1M", "10M": "medium", "50M": "large"}
 
 
 def _register() -> None:
-    from flowgraph.generate import SCALES, Scale
+    from flowgraph.synthetic.generate import SCALES, Scale
 
     SCALES.setdefault("bench1M", Scale(20_000, 1_000_000, 12))
 
@@ -30,7 +30,7 @@ def _register() -> None:
 def generate_scale(label: str, seed: int = 0, data_root: Path = DATA) -> tuple[Path, dict]:
     """Generate the bank of scale ``label`` (``1M``, ``10M``, ``50M`` or a generate scale)
     into ``data_root/<scale>-<seed>`` unless it is there; return (folder, info)."""
-    from flowgraph.generate import generate
+    from flowgraph.synthetic.generate import generate
 
     _register()
     scale = SCALE_OF.get(label, label)

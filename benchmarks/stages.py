@@ -25,8 +25,8 @@ def _rss_mb() -> float:
 
 
 def _params(hops: int = 5, window_days: int = 30, max_paths: int = 100):
-    from flowgraph.flow_back import FlowBackParams
-    from flowgraph.values import DAY_MS
+    from flowgraph.core.values import DAY_MS
+    from flowgraph.engine.flow_back import FlowBackParams
 
     return FlowBackParams(window_ms=window_days * DAY_MS, max_hops=hops, min_amount_ratio=0.1,
                           max_paths=max_paths)  # fmt: skip
@@ -43,7 +43,7 @@ def same_batch(a, b) -> bool:
 
 def _targets(store):
     """Disbursements, dense accounts and target CSR, as ``trace.trace_loans`` builds them."""
-    from flowgraph.trace import search_inputs
+    from flowgraph.investigate.trace import search_inputs
 
     index, inp = search_inputs(store)
     return index, inp.disb, inp.accounts, inp.t0s, inp.amounts, inp.target_indptr, inp.target_ids, inp.linked_of
@@ -59,8 +59,8 @@ def stage_generate(args, opts) -> dict:
 
 
 def stage_ingest(args, opts) -> dict:
-    from flowgraph.ingest import ingest_paths
-    from flowgraph.store import Store
+    from flowgraph.ingest.load import ingest_paths
+    from flowgraph.store.embedded import Store
 
     root = Path(args.store)
     if root.exists():
@@ -124,8 +124,8 @@ def _split_transactions(data: Path, parts: int) -> tuple[list[Path], float]:
 
 
 def stage_index(args, opts) -> dict:
-    from flowgraph.graph import load_or_build_index
-    from flowgraph.store import Store
+    from flowgraph.graph.store_index import load_or_build_index
+    from flowgraph.store.embedded import Store
 
     store = Store.open(args.store)
     t = time.perf_counter()
@@ -144,8 +144,8 @@ def stage_index(args, opts) -> dict:
 
 def stage_grid(args, opts) -> dict:
     """Batch throughput over every disbursement for hops × windows × threads."""
-    from flowgraph.flow_back import find_flow_back_batch
-    from flowgraph.store import Store
+    from flowgraph.engine.flow_back import find_flow_back_batch
+    from flowgraph.store.embedded import Store
 
     store = Store.open(args.store)
     t = time.perf_counter()
@@ -184,9 +184,9 @@ def stage_grid(args, opts) -> dict:
 def stage_latency(args, opts) -> dict:
     """``find_flow_back`` single-call latency, and ``trace_loans`` for one loan (the CLI's
     ``flowgraph trace LOAN`` library call) in a warm process."""
-    from flowgraph.flow_back import find_flow_back
-    from flowgraph.store import Store
-    from flowgraph.trace import trace_loans
+    from flowgraph.engine.flow_back import find_flow_back
+    from flowgraph.investigate.trace import trace_loans
+    from flowgraph.store.embedded import Store
 
     store = Store.open(args.store)
     index, disb, accounts, t0s, amounts, tindptr, tids, _ = _targets(store)
@@ -223,8 +223,8 @@ def stage_latency(args, opts) -> dict:
 
 
 def stage_trace_all(args, opts) -> dict:
-    from flowgraph.store import Store
-    from flowgraph.trace import trace_loans
+    from flowgraph.investigate.trace import trace_loans
+    from flowgraph.store.embedded import Store
 
     store = Store.open(args.store)
     t = time.perf_counter()
@@ -237,9 +237,9 @@ def stage_trace_all(args, opts) -> dict:
 
 def stage_score_all(args, opts) -> dict:
     """``flowgraph score --all``: every rule of the default pack, as of the last data day."""
-    from flowgraph.batch import last_data_day, score_days
-    from flowgraph.rulepack import load_pack
-    from flowgraph.store import Store
+    from flowgraph.rules.batch import last_data_day, score_days
+    from flowgraph.rules.pack import load_pack
+    from flowgraph.store.embedded import Store
 
     store = Store.open(args.store)
     t = time.perf_counter()
@@ -265,8 +265,8 @@ def stage_peers(args, opts) -> dict:
         greedy_returned,
         nx_flow_back,
     )
-    from flowgraph.flow_back import find_flow_back, find_flow_back_batch
-    from flowgraph.store import Store
+    from flowgraph.engine.flow_back import find_flow_back, find_flow_back_batch
+    from flowgraph.store.embedded import Store
 
     store = Store.open(args.store)
     hops, wd = int(opts.get("hops", 5)), int(opts.get("window_days", 30))

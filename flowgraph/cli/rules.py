@@ -1,0 +1,176 @@
+"""Rule packs, scoring and alerts: rules list/show/check, score, alerts, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flowgraph.cli.app import app
+from flowgraph.cli.neo4j_options import NeoDatabase, NeoPassword, NeoUri, NeoUser, connect_neo4j
+from flowgraph.cli.output import (
+    JsonOpt,
+    Level,
+    RulesOpt,
+    emit_json,
+    emit_rows,
+    err,
+    open_store,
+    out,
+    parse_day,
+    say,
+    shield,
+    want_json,
+)
+from flowgraph.rules.model import LEVELS
+from flowgraph.rules.pack import load_pack
+
+rules_app = typer.Typer(help="Rule packs: list, show, check.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+@rules_app.command("list")
+def rules_list(rules: RulesOpt = None, json_: JsonOpt = False) -> None:
+    """The rules of a pack."""
+    pack = load_pack(rules)
+    rows = [
+        {"id": r.id, "name": r.name, "kind": r.kind, "version": r.version, "enabled": r.enabled,
+         "payment_modes": ",".join(r.payment_modes)}
+        for r in pack.rules
+    ]
+    emit_rows(rows, want_json(json_), title=f"rule pack {pack.id} {pack.version}  hash {pack.hash[:16]}")
+
+
+@rules_app.command("show")
+def rules_show(rule_id: Annotated[str, typer.Argument()], rules: RulesOpt = None, json_: JsonOpt = False) -> None:
+    """One rule: parameters, score weights, levels, description."""
+    pack = load_pack(rules)
+    rule = pack.rule(rule_id)
+    data = rule.as_dict() | {"pack": pack.id, "pack_hash": pack.hash}
+    data["params"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["params"].items()}
+    if want_json(json_):
+        emit_json(data)
+        return
+    out.print(f"[bold]{rule.id}[/bold] ({rule.name}, kind {rule.kind}, version {rule.version})")
+    out.print(rule.description)
+    emit_rows([{"param": k, "value": v} for k, v in data["params"].items()], False, title="params")
+    emit_rows([{"feature": k, "weight": v} for k, v in rule.score.items()], False, title="score")
+    out.print(f"levels: high ≥ {rule.levels['high']}, medium ≥ {rule.levels['medium']}, else low")
+
+
+@rules_app.command("check")
+def rules_check(path: Annotated[Path | None, typer.Argument(help="Pack folder (default: shipped).")] = None, json_: JsonOpt = False) -> None:
+    """Validate a rule pack; exit 2 naming file, line and key when invalid."""
+    pack = load_pack(path)
+    if want_json(json_):
+        emit_json({"ok": True, "id": pack.id, "version": pack.version, "hash": pack.hash, "rules": [r.id for r in pack.rules]})
+    else:
+        say(f"[green]ok[/green] {pack.id} {pack.version}: {len(pack.rules)} rules, hash {pack.hash}")
+
+
+@app.command()
+def score(
+    date_: Annotated[str | None, typer.Option("--date", help="Score as of this day (YYYY-MM-DD, UTC).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First day of a range.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day of a range.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every disbursement as of --date (default: the last day with data).")] = False,
+    rules: RulesOpt = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    fail_on: Annotated[Level | None, typer.Option(help="Exit 1 when an alert of this level or above fired.")] = None,
+    write_neo4j: Annotated[bool, typer.Option("--write-neo4j", help="Also write the alerts to Neo4j as (:Alert)-[:ON]->(:Loan) with path tx_ids and level.")] = False,
+    neo4j_uri: NeoUri = None, neo4j_user: NeoUser = None, neo4j_password: NeoPassword = None,
+    neo4j_database: NeoDatabase = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score a day's disbursements (and those whose window is still open); write alerts."""
+    from rich.progress import Progress
+
+    from flowgraph.rules.batch import days_between, last_data_day, score_days
+
+    day, start, end = parse_day(date_, "--date"), parse_day(from_, "--from"), parse_day(to, "--to")
+    if day and (start or end):
+        raise typer.BadParameter("give --date or --from/--to, not both")
+    if all_ and (start or end):
+        raise typer.BadParameter("--all scores as of one day: use it with --date or alone")
+    if not day and not (start and end) and not all_:
+        raise typer.BadParameter("give --date D, --from D1 --to D2, or --all")
+    pack = load_pack(rules)
+    store = open_store()
+    if all_ and not day:
+        day = last_data_day(store)
+    days = [day] if day else days_between(start, end)
+    as_json = want_json(json_)
+    # connect before scoring: a wrong URI or a server that is down fails in a second
+    neo = connect_neo4j(neo4j_uri, neo4j_user, neo4j_password, neo4j_database) if write_neo4j else None
+    if err.is_terminal and not as_json:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("scoring", total=len(days))
+            summary = score_days(store, days, pack, threads, None, lambda _d: bar.advance(task), all_)
+    else:
+        summary = score_days(store, days, pack, threads, None, None, all_)
+    if neo is not None:
+        from flowgraph.neo4j.store import alerts_of_days
+
+        with neo:
+            written = neo.write_alerts(alerts_of_days(store, days))
+        summary["neo4j"] = {"uri": neo.uri, "database": neo.database, "alerts_written": written}
+        if not as_json:
+            say(f"wrote {written} alert(s) to Neo4j at {neo.uri}")
+    if as_json:
+        emit_json(summary)
+    else:
+        emit_rows([{"rule": k, "alerts": v} for k, v in summary["by_rule"].items()], False,
+                  title=f"{summary['alerts']} alert(s) over {summary['disbursements']} disbursement(s) in {summary['seconds']} s")
+        say("levels: " + ", ".join(f"{k} {v}" for k, v in summary["by_level"].items()))
+    if fail_on:
+        worst = LEVELS[: LEVELS.index(fail_on.value) + 1]
+        if any(summary["by_level"].get(lv, 0) for lv in worst):
+            say(f"[red]--fail-on {fail_on.value}: alerts at that level or above[/red]")
+            raise typer.Exit(1)
+
+
+@app.command()
+def alerts(
+    date_: Annotated[str | None, typer.Option("--date", help="One as-of partition.")] = None,
+    level: Annotated[Level | None, typer.Option()] = None,
+    rule: Annotated[str | None, typer.Option(help="Rule id.")] = None,
+    loan: Annotated[str | None, typer.Option(help="Loan id.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many (highest scores first).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Alerts written by `score` (latest as-of per alert unless --date)."""
+    from flowgraph.rules.alerts import alert_json, read_alerts
+
+    store = open_store()
+    df = read_alerts(store, parse_day(date_, "--date"), level.value if level else None, rule, loan)
+    if limit:
+        df = df.head(limit)
+    rows = shield([alert_json(r) for r in df.iter_rows(named=True)])
+    if want_json(json_):
+        for r in rows:
+            emit_json(r)
+        return
+    emit_rows(
+        [{"alert": r["alert_id"][:12], "level": r["level"], "score": r["score"], "rule": r["rule_id"],
+          "loan": r["loan_id"], "as_of": r["as_of"], "reason": "; ".join(r["reasons"])} for r in rows],
+        False, title=f"{len(rows)} alert(s)",
+    )
+
+
+@app.command()
+def evaluate(
+    data_dir: Annotated[Path, typer.Argument(help="Generated data folder with labels.parquet.")],
+    rules: RulesOpt = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score labelled data and print per-typology recall and per-rule precision."""
+    from flowgraph.synthetic.evaluate import evaluate as run_evaluation
+
+    pack = load_pack(rules)
+    res = run_evaluation(data_dir, pack, None, threads)
+    if want_json(json_):
+        emit_json(res)
+        return
+    emit_rows(res["typologies"], False, title=f"{data_dir}: {res['disbursements']} disbursements, {res['alerts']} alerts as of {res['as_of']}")
+    emit_rows(res["rules"], False, title="by rule kind")
+    say(f"lowest recall {res['recall_min']}, flow-back alerts on negative controls: {res['flow_back_on_negatives']}")

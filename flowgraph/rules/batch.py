@@ -1,0 +1,201 @@
+"""The nightly batch: score the disbursements of a day against a rule pack, write alerts.
+
+``score_days(store, [D], pack)`` scores, as of the end of day D (UTC), every disbursement
+made on D and every earlier one whose rule window is still open on D. Only data up to the
+end of D are used (the index is cut at the end of D: :func:`flowgraph.graph.store_index.index_as_of`), so re-running a
+date gives the same alerts even after later data arrived. Alerts of D go to
+``<store>/alerts/date=D/alerts.parquet`` with a ``_manifest.json`` written last; the
+partition is built in a temp folder and renamed into place, replacing any earlier run
+with identical content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import polars as pl
+
+from flowgraph import __version__
+from flowgraph.core.errors import FlowgraphError, UsageError
+from flowgraph.core.values import DAY_MS, HOUR_MS, day_start_ms, format_ts
+from flowgraph.graph.store_index import index_as_of
+from flowgraph.rules.alerts import ALERT_SCHEMA, alert_id_of, write_partition
+from flowgraph.rules.context import Context
+from flowgraph.rules.kinds.flow_back import flow_back_alerts
+from flowgraph.rules.model import LEVELS, Rule, RulePack
+from flowgraph.store.embedded import Store
+
+
+def rule_window_ms(rule: Rule) -> int:
+    p = rule.params
+    if "window_days" in p:
+        return int(round(float(p["window_days"]) * DAY_MS))
+    if "within_hours" in p:
+        return int(round(float(p["within_hours"]) * HOUR_MS))
+    return 30 * DAY_MS
+
+
+def _detector_alerts(ctx: Context, index, rule: Rule, sel: pl.DataFrame, threads) -> list[dict]:
+    from flowgraph.rules.runners import run_detector  # the non-flow-back kinds
+
+    return run_detector(ctx, index, rule, sel, threads)
+
+
+def _select(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.DataFrame:
+    """Disbursements a rule looks at on ``day``: made that day or with the window still
+    open (``every``: all made up to that day, for backfills)."""
+    start = day_start_ms(day)
+    end = start + DAY_MS
+    w = rule_window_ms(rule)
+    opened = pl.lit(True) if every else pl.col("ts") + w >= start
+    return ctx.disb.filter(
+        (pl.col("ts") < end) & opened & pl.col("payment_mode").is_in(list(rule.payment_modes))
+    )
+
+
+def last_data_day(store: Store) -> date:
+    """The day of the latest transaction or disbursement (for ``score --all``)."""
+    latest = max(
+        store.scan("transactions").select(pl.col("ts").max()).collect().item() or 0,
+        store.scan("disbursements").select(pl.col("ts").max()).collect().item() or 0,
+    )
+    if not latest:
+        raise FlowgraphError("the store holds no transactions or disbursements to score")
+    return date.fromisoformat(format_ts(latest)[:10])
+
+
+def score_day(
+    ctx: Context, day: date, threads: int | None = None, progress: Callable[[str], None] | None = None,
+    every: bool = False,
+) -> tuple[pl.DataFrame, int]:
+    """Alerts of one day (not written) and the number of disbursements considered."""
+    as_of = day.isoformat()
+    cutoff = day_start_ms(day) + DAY_MS
+    index = index_as_of(ctx.index, cutoff)  # nothing booked after the as-of day is seen
+    found: list[dict] = []
+    considered: set[str] = set()
+    for rule in ctx.pack.rules:
+        if not rule.enabled or rule.kind == "classification":  # classification runs in `classify`
+            continue
+        sel = _select(ctx, rule, day, every)
+        considered.update(sel["disbursement_id"].to_list())
+        if sel.height == 0:
+            continue
+        if progress:
+            progress(f"{as_of}: {rule.id} on {sel.height} disbursement(s)")
+        runner = flow_back_alerts if rule.kind == "flow_back" else _detector_alerts
+        found.extend(runner(ctx, index, rule, sel, threads))
+    rows = [_alert_row(ctx, f, as_of, cutoff) for f in found]
+    df = pl.DataFrame(rows, schema=ALERT_SCHEMA) if rows else pl.DataFrame(schema=ALERT_SCHEMA)
+    return df.sort("rule_id", "disbursement_id"), len(considered)
+
+
+def _alert_row(ctx: Context, f: dict, as_of: str, cutoff: int) -> dict:
+    d, rule = f["disb"], f["rule"]
+    return {
+        "alert_id": alert_id_of(rule.id, d["disbursement_id"]),
+        "loan_id": d["loan_id"],
+        "disbursement_id": d["disbursement_id"],
+        "borrower_id": d["borrower_id"],
+        "account": d["account_id"],
+        "disbursed_amount": d["amount"],
+        "disbursed_ts": d["ts"],
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "kind": rule.kind,
+        "rule_version": rule.version,
+        "ruleset_id": f"{ctx.pack.id}@{ctx.pack.version}",
+        "ruleset_hash": ctx.pack.hash,
+        "score": f["score"],
+        "level": rule.level_of(f["score"]),
+        "returned_amount": f.get("returned_amount"),
+        "return_ratio": f.get("return_ratio"),
+        "first_return_ts": f.get("first_return_ts"),
+        "path_count": f.get("path_count", len(f.get("paths", []))),
+        "min_hops": f.get("min_hops"),
+        "truncated": f.get("truncated", False),
+        "paths": f.get("paths", []),
+        "reasons": f["reasons"],
+        "as_of": as_of,
+        # the logical scoring time (end of the as-of day), not the wall clock: re-runs of a
+        # date are byte-identical; the wall clock of each run is in runs.jsonl
+        "scored_at": cutoff - 1,
+    }
+
+
+def days_between(start: date, end: date) -> list[date]:
+    if end < start:
+        raise UsageError(f"--to {end} is before --from {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def score_days(
+    store: Store,
+    days: list[date],
+    pack: RulePack,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_day: Callable[[date], None] | None = None,
+    every: bool = False,
+) -> dict:
+    """Score each day, write its partition, append a line to ``runs.jsonl``; return a summary.
+
+    ``every``: score every disbursement made up to the day, not only those still in
+    their window (a backfill; ``flowgraph score --all``).
+    """
+    started = time.time()
+    ctx = Context.load(store, pack, progress)
+    by_rule: Counter = Counter()
+    by_level: Counter = Counter()
+    n_disb = n_alerts = 0
+    partitions = []
+    for day in days:
+        alerts, considered = score_day(ctx, day, threads, progress, every)
+        manifest = {
+            "as_of": day.isoformat(),
+            "mode": "all" if every else "open-window",
+            "snapshot_id": store.snapshot_id,
+            "ruleset_id": f"{pack.id}@{pack.version}",
+            "ruleset_hash": pack.hash,
+            "flowgraph_version": __version__,
+            "disbursements": considered,
+            "alerts": alerts.height,
+            "by_rule": dict(sorted(Counter(alerts["rule_id"].to_list()).items())),
+            "by_level": {lv: int((alerts["level"] == lv).sum()) for lv in LEVELS},
+        }
+        partitions.append(str(write_partition(store, day, alerts, manifest)))
+        n_disb += considered
+        n_alerts += alerts.height
+        by_rule.update(alerts["rule_id"].to_list())
+        by_level.update(alerts["level"].to_list())
+        if on_day:
+            on_day(day)
+    summary = {
+        "disbursements": n_disb,
+        "alerts": n_alerts,
+        "by_rule": dict(sorted(by_rule.items())),
+        "by_level": {lv: by_level.get(lv, 0) for lv in LEVELS},
+        "seconds": round(time.time() - started, 3),
+    }
+    with contextlib.suppress(OSError):
+        store.append_log(
+            "runs.jsonl",
+            {
+                "started_at": format_ts(int(started * 1000)),
+                "dates": [d.isoformat() for d in days],
+                "snapshot_id": store.snapshot_id,
+                "ruleset_hash": pack.hash,
+                "user": os.environ.get("FLOWGRAPH_USER") or getpass.getuser(),
+                "partitions": partitions,
+                **summary,
+            },
+        )
+    return summary
+
+

@@ -1,0 +1,90 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from flowgraph.graph.hops import hop_records
+from flowgraph.graph.party_links import PartyGraph, linked_targets, load_party_graph
+from flowgraph.graph.store_index import AccountLookup, load_or_build_index
+from flowgraph.rules.model import RulePack
+from flowgraph.store.embedded import Store
+
+
+@dataclass
+class Context:
+    """What every rule of a run needs, loaded once."""
+
+    store: Store
+    pack: RulePack
+    index: object
+    lookup: AccountLookup
+    graph: PartyGraph
+    disb: pl.DataFrame  # all disbursements with borrower_id and payment_mode
+    tx: pl.DataFrame | None = None
+
+    @classmethod
+    def load(cls, store: Store, pack: RulePack, progress: Callable[[str], None] | None = None) -> Context:
+        index, _ = load_or_build_index(store, progress=progress)
+        loans = store.scan("loans")
+        loan_cols = ["loan_id", "borrower_id", "payment_mode"]
+        disb = (
+            store.scan("disbursements")
+            .join(loans.select(loan_cols), on="loan_id", how="left")
+            .with_columns(pl.col("payment_mode").fill_null("self"))
+            .sort("ts", "disbursement_id")
+            .collect()
+        )
+        return cls(store, pack, index, AccountLookup(index.account_ids), load_party_graph(store), disb)
+
+    @functools.cached_property
+    def loans(self) -> pl.DataFrame:
+        return self.store.read("loans", ["loan_id", "borrower_id", "amount"])
+
+    @functools.cached_property
+    def loan_ids(self) -> list[str]:
+        return self.loans["loan_id"].to_list()
+
+    @functools.cached_property
+    def repayments(self) -> pl.DataFrame:
+        """Repayments with the row of their loan in :attr:`loans` (-1 when unknown)."""
+        rows = pl.DataFrame({"loan_id": self.loan_ids, "loan_row": range(len(self.loan_ids))})
+        return (
+            self.store.read("repayments", ["loan_id", "account_id", "amount", "ts"])
+            .join(rows, on="loan_id", how="left")
+            .with_columns(pl.col("loan_row").fill_null(-1))
+            .sort("ts", "account_id", "loan_id")
+        )
+
+    @functools.cached_property
+    def category_names(self) -> tuple[str, ...]:
+        cats = self.store.read("accounts", ["category"])["category"].drop_nulls().unique().sort()
+        return tuple(cats.to_list())
+
+    @functools.cached_property
+    def account_category(self) -> np.ndarray:
+        """Category code per dense account (index into :attr:`category_names`, -1 none)."""
+        codes = np.full(len(self.lookup.ids), -1, np.int16)
+        acc = self.store.read("accounts", ["account_id", "category"]).drop_nulls()
+        code_of = {c: i for i, c in enumerate(self.category_names)}
+        dense = self.lookup.many(acc["account_id"].to_list())
+        for d, c in zip(dense.tolist(), acc["category"].to_list(), strict=True):
+            if d >= 0:
+                codes[d] = code_of[c]
+        return codes
+
+    def hop_rows(self, rows: np.ndarray) -> dict[int, dict]:
+        if self.tx is None:
+            self.tx = self.store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
+        return hop_records(self.tx, rows)
+
+
+
+def borrower_targets(ctx: Context, borrowers: list[str], depth: int, types) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Borrower-linked accounts per disbursement (see :func:`flowgraph.graph.party_links.linked_targets`)."""
+    return linked_targets(ctx.graph, ctx.lookup, borrowers, depth, types)

@@ -1,0 +1,90 @@
+"""What a rule pack is, as plain data: rules, their parameter specs and levels.
+
+The loader (:mod:`flowgraph.rules.pack`) builds these from TOML; detectors, scoring and
+the batch read them. Kept free of any rule kind so that every layer above can import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from flowgraph.core.errors import NotFound
+
+LEVELS = ("high", "medium", "low")  # alert levels, most severe first
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str  # int, float, bool, str, money, list[str]
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    kind: str
+    version: str
+    description: str
+    enabled: bool
+    payment_modes: tuple[str, ...]
+    params: dict[str, Any]
+    score: dict[str, float]
+    levels: dict[str, float]
+    path: str
+
+    def level_of(self, score: float) -> str:
+        if score >= self.levels["high"]:
+            return "high"
+        if score >= self.levels["medium"]:
+            return "medium"
+        return "low"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RulePack:
+    id: str
+    version: str
+    description: str
+    rules: tuple[Rule, ...]
+    hash: str
+    path: str
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise NotFound(f"no rule {rule_id!r} in pack {self.id} ({', '.join(r.id for r in self.rules)})")
+
+    def of_kind(self, kind: str) -> list[Rule]:
+        return [r for r in self.rules if r.kind == kind and r.enabled]
+
+
+# ----------------------------------------------------------------- parameter specs
+def specs_from_dataclass(cls) -> dict[str, ParamSpec]:
+    """Parameter specs from a params dataclass: type from the annotation, range from metadata."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        kind = meta.get("type") or {int: "int", float: "float", bool: "bool", str: "str"}.get(hints[f.name])
+        if kind is None:
+            origin = typing.get_origin(hints[f.name])
+            kind = "list[str]" if origin in (tuple, list) else "str"
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[f.name] = ParamSpec(
+            f.name, kind, default, meta.get("min"), meta.get("max"),
+            tuple(meta["choices"]) if meta.get("choices") else None, meta.get("doc", ""),
+        )
+    return out

@@ -1,0 +1,206 @@
+"""Transfer-cycle finder: contest answers, brute-force agreement, edge cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flowgraph.engine.cycles import (
+    EdgeList,
+    cycles_to_text,
+    find_cycles,
+    find_cycles_in_edge_list,
+    read_edge_list,
+    simple_cycles_reference,
+)
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "codecraft2020"
+if not DATA.is_dir():  # the work tree may live elsewhere than beside shared/
+    DATA = Path("/work/shared/codecraft2020")
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="CodeCraft 2020 data not present")
+
+
+# --------------------------------------------------------------------------- contest answers
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [("FirstRound_std", {}), ("SecondRound_std", {"amount_ratio": (0.2, 3)})],
+)
+def test_codecraft_answers_byte_for_byte(name, kw):
+    edges = read_edge_list(DATA / name / "test_data.txt")
+    src, dst, labels = edges.to_dense()
+    got = cycles_to_text(find_cycles(src, dst, edges.amount, **kw), labels)
+    assert got == (DATA / name / "result.txt").read_text()
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["FirstRound_3738", "FirstRound_38252", "FirstRound_58284"])
+def test_codecraft_counts_match_dataset_names(name):
+    edges = read_edge_list(DATA / name / "test_data.txt")
+    assert len(find_cycles_in_edge_list(edges)) == int(name.split("_")[1])
+
+
+@needs_data
+def test_second_round_matches_reference():
+    edges = read_edge_list(DATA / "SecondRound_std" / "test_data.txt")
+    src, dst, _ = edges.to_dense()
+    kw = {"amount_ratio": (0.2, 3)}
+    assert find_cycles(src, dst, edges.amount, **kw) == simple_cycles_reference(
+        src, dst, edges.amount, **kw
+    )
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+@st.composite
+def multigraphs(draw):
+    n = draw(st.integers(1, 10))
+    m = draw(st.integers(0, 30))
+    node = st.integers(0, n - 1)
+    src = draw(st.lists(node, min_size=m, max_size=m))
+    dst = draw(st.lists(node, min_size=m, max_size=m))
+    amount = draw(st.lists(st.integers(0, 40), min_size=m, max_size=m))
+    ts = draw(st.lists(st.integers(0, 12), min_size=m, max_size=m))
+    min_hops = draw(st.integers(2, 6))
+    max_hops = draw(st.integers(min_hops, 8))
+    kw = {"min_hops": min_hops, "max_hops": max_hops}
+    if draw(st.booleans()):
+        lo = draw(st.sampled_from([0, 0.2, 0.5, 0.9, 1, 1.25]))
+        hi = draw(st.sampled_from([1, 1.5, 2, 3, 10]))
+        kw["amount_ratio"] = (min(lo, hi), max(lo, hi))
+    if draw(st.booleans()):
+        kw["temporal"] = True
+        kw["window_ms"] = draw(st.one_of(st.none(), st.integers(0, 12)))
+    return src, dst, amount, ts, kw
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multigraphs(), st.sampled_from([1, 2]))
+def test_matches_networkx_reference(case, n_threads):
+    src, dst, amount, ts, kw = case
+    want = simple_cycles_reference(src, dst, amount, ts, **kw)
+    assert find_cycles(src, dst, amount, ts, n_threads=n_threads, **kw) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32), st.integers(20, 60))
+def test_denser_graphs_match_reference(seed, n):
+    rng = np.random.default_rng(seed)
+    m = 3 * n
+    src = rng.integers(0, n, m)
+    dst = rng.integers(0, n, m)
+    amount = rng.integers(1, 100, m)
+    kw = {"min_hops": 3, "max_hops": 6, "amount_ratio": (0.2, 3)}
+    assert find_cycles(src, dst, amount, **kw) == simple_cycles_reference(src, dst, amount, **kw)
+    assert find_cycles(src, dst, max_hops=6) == simple_cycles_reference(src, dst, max_hops=6)
+
+
+# --------------------------------------------------------------------------- semantics
+
+
+def test_ratio_is_exact_at_the_boundary():
+    src, dst = [0, 1, 2], [1, 2, 0]
+    # 5 -> 1 sits on the lower bound (0.2 * 5 == 1), 1 -> 3 on the upper one
+    assert find_cycles(src, dst, [5, 1, 3], amount_ratio=(0.2, 3)) == [(0, 1, 2)]
+    assert find_cycles(src, dst, [5, 1, 3], amount_ratio=(0.2, 2.99)) == []
+    assert find_cycles(src, dst, [500, 99, 297], amount_ratio=(0.2, 3)) == []
+    # in floating point 0.14 * 50 == 7.000000000000001 > 7; exactly it is 7
+    assert 0.14 * 50 > 7
+    assert find_cycles(src, dst, [50, 7, 20], amount_ratio=(0.14, 10)) == [(0, 1, 2)]
+    assert simple_cycles_reference(src, dst, [50, 7, 20], amount_ratio=(0.14, 10)) == [(0, 1, 2)]
+
+
+def test_closing_pair_counts_for_ratio():
+    # 10 -> 10 -> 10 fine, but with a 100 closing into 10: 10/100 < 0.2
+    assert find_cycles([0, 1, 2], [1, 2, 0], [10, 10, 100], amount_ratio=(0.2, 3)) == []
+    assert find_cycles([0, 1, 2], [1, 2, 0], [10, 10, 25], amount_ratio=(0.2, 3)) == [(0, 1, 2)]
+
+
+def test_parallel_edges_any_choice_reported_once():
+    src = [0, 0, 1, 1, 2]
+    dst = [1, 1, 2, 2, 0]
+    amount = [1, 20, 1000, 25, 30]
+    assert find_cycles(src, dst, amount, amount_ratio=(0.5, 2)) == [(0, 1, 2)]
+    assert find_cycles(src, dst) == [(0, 1, 2)]
+
+
+def test_temporal_rotation_and_window():
+    src, dst = [0, 1, 2], [1, 2, 0]
+    # starts at the edge 1->2 (ts 1), then 2->0 (ts 2), then 0->1 (ts 3)
+    assert find_cycles(src, dst, ts=[3, 1, 2], temporal=True) == [(0, 1, 2)]
+    assert find_cycles(src, dst, ts=[3, 1, 2], temporal=True, window_ms=2) == [(0, 1, 2)]
+    assert find_cycles(src, dst, ts=[3, 1, 2], temporal=True, window_ms=1) == []
+    # ties are not increasing
+    assert find_cycles(src, dst, ts=[1, 1, 2], temporal=True) == []
+    # two descents: not time-respecting in any rotation
+    assert find_cycles(src, dst, ts=[2, 1, 0], temporal=True) == []
+
+
+def test_self_loops_and_two_cycles():
+    src, dst = [0, 0, 1], [0, 1, 0]
+    assert find_cycles(src, dst) == []
+    assert find_cycles(src, dst, min_hops=2) == [(0, 1)]
+
+
+def test_empty_and_bad_arguments():
+    assert find_cycles([], []) == []
+    with pytest.raises(ValueError):
+        find_cycles([0], [1], min_hops=1)
+    with pytest.raises(ValueError):
+        find_cycles([0], [1], min_hops=4, max_hops=3)
+    with pytest.raises(ValueError):
+        find_cycles([0], [1], amount_ratio=(0.2, 3))
+    with pytest.raises(ValueError):
+        find_cycles([0], [1], temporal=True)
+    with pytest.raises(ValueError):
+        find_cycles([0], [1], ts=[1], window_ms=5)
+    with pytest.raises(ValueError):
+        find_cycles([0], [1], [1], amount_ratio=(3, 0.2))
+
+
+def test_long_cycles_beyond_pruning_depth():
+    n = 12
+    src = list(range(n))
+    dst = [(i + 1) % n for i in range(n)]
+    assert find_cycles(src, dst, max_hops=12) == [tuple(range(n))]
+    assert find_cycles(src, dst, max_hops=11) == []
+
+
+# --------------------------------------------------------------------------- text and labels
+
+
+def test_read_edge_list_decimals_and_ts(tmp_path):
+    p = tmp_path / "e.txt"
+    p.write_text("a,b,1.5,2024-01-01T00:00:00Z\nb,c,2.125,1704067200001\nc,a,3,2024-01-01\n")
+    e = read_edge_list(p)
+    assert e.amount_scale == 1000
+    assert e.amount.tolist() == [1500, 2125, 3000]
+    assert e.ts.tolist() == [1704067200000, 1704067200001, 1704067200000]
+    assert find_cycles_in_edge_list(e) == [("a", "b", "c")]
+
+
+def test_read_edge_list_rejects_garbage(tmp_path):
+    p = tmp_path / "e.txt"
+    p.write_text("1,2,10\n2,1,1e5\n")
+    with pytest.raises(ValueError, match=":2:"):
+        read_edge_list(p)
+
+
+def test_labels_sorted_numerically_when_all_integers():
+    e = EdgeList(
+        np.array(["10", "9", "100"], dtype=object),
+        np.array(["9", "100", "10"], dtype=object),
+        np.array([1, 1, 1]),
+    )
+    assert e.labels() == ["9", "10", "100"]
+    assert find_cycles_in_edge_list(e) == [("9", "100", "10")]
+    src, dst, labels = e.to_dense()
+    assert cycles_to_text(find_cycles(src, dst), labels) == "1\n9,100,10\n"
+
