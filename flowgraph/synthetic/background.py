@@ -1,0 +1,230 @@
+"""The background population: ordinary parties, accounts, relations and loans.
+
+:func:`background_world` adds persons, companies (a few institutions whose accounts carry a
+category such as ``brokerage``), their accounts and relations; :func:`ordinary_loans`
+gives some background parties an ordinary loan (one to three tranches, an entrusted
+payment to a supplier for some companies) with repayments starting more than 30 days
+after the last tranche, so that no ordinary loan looks like a labelled case.
+
+>>> import numpy as np
+>>> w = World()
+>>> inst = background_world(w, np.random.Generator(np.random.PCG64(0)), 200)
+>>> len(inst) >= 8 and {w.a_cat[i] for i in inst} == {"brokerage", "real_estate", "lender", "crypto"}
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from flowgraph.core.values import DAY_MS, HOUR_MS
+from flowgraph.synthetic.constants import CASE_MAX_LOAN, MIN_DISBURSEMENT, START_MS
+from flowgraph.synthetic.vocabulary import (
+    BRANCHES,
+    CATEGORIES,
+    CATEGORY_INDUSTRY,
+    CATEGORY_NAME,
+    GIVEN,
+    REGIONS,
+    SURNAMES,
+    WORDS,
+)
+from flowgraph.synthetic.world import Builder, World, round_to, unique_address, unique_phone
+
+
+def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> list[int]:
+    """Background parties, accounts and relations. Returns institution (category) accounts."""
+    b = Builder(w, rng)
+    n_parties = max(20, int(n_accounts / 1.35))
+    n_comp = max(10, int(n_parties * 0.15))
+    n_pers = n_parties - n_comp
+    n_inst = max(8, n_comp // 60)
+
+    # persons — vectorised names
+    s_idx = rng.integers(len(SURNAMES), size=n_pers)
+    g1 = rng.integers(len(GIVEN), size=n_pers)
+    g2 = rng.integers(len(GIVEN), size=n_pers)
+    two = rng.random(n_pers) < 0.7
+    regs = rng.integers(len(REGIONS), size=n_pers)
+    births = rng.integers(-15_000, 12_000, size=n_pers)
+    base = len(w.p_kind)
+    import datetime as _dt
+
+    epoch = _dt.date(1970, 1, 1)
+    for i in range(n_pers):
+        u = w.unique_counter
+        w.unique_counter += 1
+        city, code = REGIONS[int(regs[i])]
+        nm = SURNAMES[s_idx[i]] + GIVEN[g1[i]] + (GIVEN[g2[i]] if two[i] else "")
+        bd = epoch + _dt.timedelta(days=int(births[i]))
+        body = f"{code}{bd:%Y%m%d}{u % 1000:03d}"
+        s = sum(
+            int(c) * k
+            for c, k in zip(
+                body, (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), strict=True
+            )
+        )
+        w.p_kind.append("person")
+        w.p_name.append(nm)
+        w.p_idnum.append(body + "10X98765432"[s % 11])
+        w.p_phone.append(unique_phone(u))
+        w.p_addr.append(unique_address(u, city))
+        w.p_industry.append("")
+        w.p_region.append(city)
+        w.p_case.append(False)
+    persons = np.arange(base, base + n_pers)
+    # companies: a few institutions with category accounts, utilities, merchants, others
+    comps = []
+    inst_accounts = []
+    for j in range(n_comp):
+        if j < n_inst:
+            cat = CATEGORIES[j % 4]
+            ind = CATEGORY_INDUSTRY[cat]
+            city = REGIONS[j % len(REGIONS)][0]
+            p = b.party(
+                "company",
+                name=f"{city}{WORDS[j % len(WORDS)]}{WORDS[(j * 7 + 3) % len(WORDS)]}"
+                f"{CATEGORY_NAME[cat]}有限公司",
+                case=False,
+                industry=ind,
+            )
+            inst_accounts.append(b.account(p, category=cat, case=False))
+        else:
+            p = b.party(
+                "company",
+                case=False,
+                industry="utilities" if j < n_inst + max(2, n_comp // 100) else None,
+            )
+        comps.append(p)
+    comps_arr = np.array(comps)
+    # accounts: persons 1 + geometric extras, companies 1..3
+    n_per = np.concatenate(
+        [
+            np.minimum(rng.geometric(0.75, size=n_pers), 5),
+            rng.integers(1, 4, size=len(comps) - n_inst),
+        ]
+    )
+    owners = np.repeat(np.concatenate([persons, comps_arr[n_inst:]]), n_per)
+    n_new = len(owners)
+    opened = (
+        START_MS - rng.integers(30, 4000, size=n_new) * DAY_MS + rng.integers(0, DAY_MS, size=n_new)
+    )
+    branch = rng.integers(len(BRANCHES), size=n_new)
+    first = len(w.a_owner)
+    w.a_owner.extend(owners.tolist())
+    w.a_opened.extend(opened.tolist())
+    w.a_kind.extend(
+        "personal" if w.p_kind[o] == "person" else "corporate" for o in w.a_owner[first:]
+    )
+    w.a_cat.extend([""] * n_new)
+    w.a_branch.extend(BRANCHES[k] for k in branch.tolist())
+    w.a_status.extend(["active"] * n_new)
+    w.a_case.extend([False] * n_new)
+    for i, o in enumerate(owners.tolist(), start=first):
+        w.p_accounts.setdefault(o, []).append(i)
+    # dormant accounts
+    for i in np.flatnonzero(rng.random(len(w.a_status)) < 0.02):
+        w.a_status[int(i)] = "dormant"
+
+    # relations
+    def since(n):
+        return START_MS - rng.integers(30, 5000, size=n) * DAY_MS
+
+    n_fam = n_pers // 4
+    a_ = rng.choice(persons, size=n_fam)
+    b_ = rng.choice(persons, size=n_fam)
+    fam = rng.choice(
+        ["spouse", "parent", "relative", "child", "other"],
+        size=n_fam,
+        p=[0.4, 0.25, 0.15, 0.1, 0.1],
+    )
+    for x, y, r, s in zip(a_, b_, fam, since(n_fam), strict=True):
+        if x != y:
+            w.rel.append((int(x), int(y), str(r), int(s)))
+            if r == "spouse" and rng.random() < 0.7:
+                w.p_addr[int(y)] = w.p_addr[int(x)]
+    nc = len(comps_arr)
+    reps = rng.choice(persons, size=nc)
+    for c, pp, s in zip(comps_arr, reps, since(nc), strict=True):
+        w.rel.append((int(pp), int(c), "legal_rep", int(s)))
+    n_sh = nc
+    for x, c, s in zip(
+        rng.choice(persons, size=n_sh), rng.choice(comps_arr, size=n_sh), since(n_sh), strict=True
+    ):
+        w.rel.append((int(x), int(c), "shareholder", int(s)))
+    n_cc = nc // 2
+    kinds = rng.choice(["investor", "affiliate", "guarantor"], size=n_cc)
+    for x, y, r, s in zip(
+        rng.choice(comps_arr, size=n_cc),
+        rng.choice(comps_arr, size=n_cc),
+        kinds,
+        since(n_cc),
+        strict=True,
+    ):
+        if x != y:
+            w.rel.append((int(x), int(y), str(r), int(s)))
+    n_g = n_pers // 50
+    for x, y, s in zip(
+        rng.choice(persons, size=n_g), rng.choice(persons, size=n_g), since(n_g), strict=True
+    ):
+        if x != y:
+            w.rel.append((int(x), int(y), "guarantor", int(s)))
+    # some persons share a phone with a random other person (no relation row)
+    for x, y in zip(
+        rng.choice(persons, size=n_pers // 100 + 1),
+        rng.choice(persons, size=n_pers // 100 + 1),
+        strict=True,
+    ):
+        w.p_phone[int(y)] = w.p_phone[int(x)]
+    return inst_accounts
+
+
+def ordinary_loans(
+    w: World,
+    rng: np.random.Generator,
+    n_loans: int,
+    bg_parties: np.ndarray,
+    company_accounts: np.ndarray,
+) -> None:
+    b = Builder(w, rng)
+    first_acct: dict[int, int] = {}
+    for i, o in enumerate(w.a_owner):
+        first_acct.setdefault(o, i)
+    borrowers = rng.choice(bg_parties, size=min(n_loans, len(bg_parties)), replace=False)
+    # entrusted payments go to suppliers that repay no loan of their own (no 0-hop repay-with-loan)
+    company_accounts = company_accounts[
+        ~np.isin(np.asarray(w.a_owner)[company_accounts], borrowers)
+    ]
+    for B in borrowers:
+        B = int(B)
+        kind = w.p_kind[B]
+        d = first_acct[B]
+        lo = math.log(MIN_DISBURSEMENT) if kind == "person" else math.log(MIN_DISBURSEMENT * 2)
+        hi = math.log(MIN_DISBURSEMENT * 4) if kind == "person" else math.log(CASE_MAX_LOAN * 4)
+        n_tr = int(rng.choice([1, 1, 1, 2, 3]))
+        amount = round_to(math.exp(rng.uniform(lo, hi)), 100_000)
+        amount = max(amount, MIN_DISBURSEMENT * n_tr)
+        mode = "entrusted" if kind == "company" and rng.random() < 0.3 else "self"
+        t0 = START_MS + int(rng.integers(0, 330)) * DAY_MS + int(rng.integers(HOUR_MS, 9 * HOUR_MS))
+        acct = d
+        if mode == "entrusted":
+            acct = int(company_accounts[int(rng.integers(len(company_accounts)))])
+            if w.a_owner[acct] == B:
+                mode, acct = "self", d
+        li = b.loan(B, amount, mode, t0, acct)
+        t_last = t0
+        if n_tr > 1:
+            w.disb.pop()
+            per = round_to(amount / n_tr, 100_000)
+            for k in range(n_tr):
+                amt = per if k < n_tr - 1 else amount - per * (n_tr - 1)
+                w.disb.append((li, acct, amt, t_last))
+                if k < n_tr - 1:
+                    t_last += int(rng.integers(7, 60)) * DAY_MS + int(rng.integers(0, HOUR_MS))
+        ln = w.loans[li]
+        b.schedule(li, d, t_last, amount, ln[9], ln[8])
+
+
+# --------------------------------------------------------------------------- transactions
