@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from flowgraph.core.values import ratio_threshold
+from flowgraph.engine.flow_back_reference import find_flow_back_reference
 from flowgraph.synthetic.cases.kit import Case
 from flowgraph.synthetic.cases.registry import EXPECTED_RULE
 from flowgraph.synthetic.constants import MAX_HOPS, MIN_AMOUNT_RATIO, WINDOW_MS
@@ -30,73 +30,36 @@ LABEL_SCHEMA = {
 }
 
 
-def flowback_paths(
-    edges: list[tuple[int, str, str, str, int]],
-    d: str,
-    t0: int,
-    a: int,
-    linked: set[str],
-    window_ms: int = WINDOW_MS,
-    max_hops: int = MAX_HOPS,
-    ratio: float = MIN_AMOUNT_RATIO,
-    min_amount: int = 0,
-) -> list[list[tuple[int, str, str, str, int]]]:
-    """Brute-force flow-back paths (DESIGN.md conditions 1–8) over a small edge list.
+def returned_amount(c: Case) -> int:
+    """Greedy returned amount of a flow-back case, over its own transactions.
 
-    ``edges`` are ``(ts, key, src, dst, amount)``; ``linked`` is the set T of accounts of the
-    borrower side. Used to compute the labels' ``returned_amount`` (and by tests).
+    The case's transactions are the whole graph here: the background cannot be a hop of a
+    path (see the package docstring), and cases do not share accounts. All flow-back paths
+    are found by :func:`~flowgraph.engine.flow_back_reference.find_flow_back_reference` at
+    the default rule parameters; the case must have one of its intended length.
+    Transactions are passed in case order, which for equal times is also their ``tx_id``
+    order, so the greedy walk's (ts, row) order is the contract's (ts, tx_id) order.
+
+    >>> hop = 3_600_000
+    >>> c = Case(loan=0, txs=[(hop, 0, 1, 900, "transfer", ""), (2 * hop, 1, 0, 800, "transfer", "")],
+    ...          hops=2, note="", linked={0}, d=0, a=1000, t0=0)
+    >>> returned_amount(c)
+    800
     """
-    thr = max(min_amount, ratio_threshold(ratio, a))
-    out_edges: dict[str, list[tuple[int, str, str, str, int]]] = {}
-    for e in sorted(edges):
-        if e[4] >= thr and t0 < e[0] <= t0 + window_ms:
-            out_edges.setdefault(e[2], []).append(e)
-    paths: list[list[tuple[int, str, str, str, int]]] = []
-
-    def dfs(u: str, t: int, path: list, seen: set[str], left: bool) -> None:
-        if len(path) == max_hops:
-            return
-        for e in out_edges.get(u, ()):
-            ts, _, _, v, _ = e
-            if ts <= t:
-                continue
-            if v in seen and not (v == d and v in linked):
-                continue
-            if v in linked:
-                if left:
-                    paths.append([*path, e])
-                elif v != d:
-                    dfs(v, ts, [*path, e], seen | {v}, False)
-            else:
-                if v == d:
-                    continue
-                dfs(v, ts, [*path, e], seen | {v}, True)
-
-    dfs(d, t0, [], {d}, d not in linked)
-    return paths
-
-
-def greedy_returned(paths: list[list[tuple]], d: str, a: int, linked: set[str]) -> int:
-    """Greedy tracing over the union of the paths' edges (DESIGN.md)."""
-    union = sorted({e for p in paths for e in p}, key=lambda e: (e[0], e[1]))
-    bal: dict[str, int] = {d: a}
-    returned = 0
-    for _, _, u, v, amt in union:
-        m = min(amt, bal.get(u, 0))
-        bal[u] = bal.get(u, 0) - m
-        if u not in linked and v in linked:
-            returned += m
-        else:
-            bal[v] = bal.get(v, 0) + m
-    return returned
-
-
-# ------------------------------------------------------------------------------ the world
+    src, dst, ts, amount = ([t[i] for t in c.txs] for i in (1, 2, 0, 3))
+    res = find_flow_back_reference(
+        src, dst, ts, amount, c.d, c.t0, c.a, c.linked,
+        window_ms=WINDOW_MS, max_hops=MAX_HOPS, min_amount=0,
+        min_amount_ratio=MIN_AMOUNT_RATIO, max_paths=1_000_000,
+    )  # fmt: skip
+    if res.truncated or c.hops not in {len(p) for p in res.paths}:  # pragma: no cover - bug
+        raise AssertionError(f"injected case {c.case_id} has no flow-back path of {c.hops} hops")
+    return res.returned_amount
 
 
 def labels_frame(w: World, cases: list[Case], ids: Ids, case_tx_ids: dict) -> pl.DataFrame:
     """The labels of ``cases``; raises AssertionError if a flow-back case has no path of its hops."""
-    aid, lid = ids.account, ids.loan
+    lid = ids.loan
     rows = []
     first_disb: dict[int, tuple] = {}
     for x in w.disb:
@@ -105,14 +68,7 @@ def labels_frame(w: World, cases: list[Case], ids: Ids, case_tx_ids: dict) -> pl
         tx_ids = [case_tx_ids[(ci, k)] for k in range(len(c.txs))]
         returned = None
         if EXPECTED_RULE[c.typology] == "flow_back":
-            edges = [(t[0], tx_ids[k], aid[t[1]], aid[t[2]], t[3]) for k, t in enumerate(c.txs)]
-            linked = {aid[i] for i in c.linked}
-            paths = flowback_paths(edges, aid[c.d], c.t0, c.a, linked)
-            if not paths or c.hops not in {len(p) for p in paths}:  # pragma: no cover - generator bug
-                raise AssertionError(
-                    f"injected case {c.case_id} has no flow-back path of {c.hops} hops"
-                )
-            returned = greedy_returned(paths, aid[c.d], c.a, linked)
+            returned = returned_amount(c)
         note = c.note
         if c.repaid_loan is not None:
             note += f" (repaid loan {lid[c.repaid_loan]})"

@@ -1,8 +1,9 @@
 """The labelled synthetic-data generator: contract, determinism, and the labels' truth.
 
-The flow-back checks here use their own brute-force search over the written CSV files
-(independent of the generator's internal helpers), so a label is only trusted if the data
-really contains what the label claims.
+The flow-back paths here come from this file's own brute-force search over the written CSV
+files of the whole bank (the generator checks each case alone with the engine's reference),
+so a label is only trusted if the data really contains what the label claims. The
+returned amount uses the one greedy walk, ``flow_back_reference.greedy_returned``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from flowgraph.core.schema import RELATION_TYPES, TABLES
 from flowgraph.core.values import DAY_MS, HOUR_MS, parse_amount, parse_ts, ratio_threshold
+from flowgraph.engine.flow_back_reference import greedy_returned
 from flowgraph.synthetic.generate import (
     BACKGROUND_MAX,
     MIN_DISBURSEMENT,
@@ -150,22 +152,15 @@ class Bank:
         return found
 
     def greedy(self, disbursement_id: str, paths: list[list[dict]]) -> int:
+        """Greedy returned amount over the union of ``paths`` (the engine's one reference walk)."""
         ds = self.disb[disbursement_id]
-        T = self.linked_accounts(ds["loan_id"])
         edges = sorted(
             {e["tx_id"]: e for p in paths for e in p}.values(), key=lambda e: (e["ts"], e["tx_id"])
         )
-        bal = {ds["account_id"]: ds["amount"]}
-        ret = 0
-        for e in edges:
-            u, v = e["src_account"], e["dst_account"]
-            m = min(e["amount"], bal.get(u, 0))
-            bal[u] = bal.get(u, 0) - m
-            if u not in T and v in T:
-                ret += m
-            else:
-                bal[v] = bal.get(v, 0) + m
-        return ret
+        col = {k: [e[k] for e in edges] for k in ("src_account", "dst_account", "ts", "amount")}
+        return greedy_returned(range(len(edges)), col["src_account"], col["dst_account"],
+                               col["ts"], col["amount"], ds["account_id"], ds["amount"],
+                               self.linked_accounts(ds["loan_id"]))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
