@@ -7,6 +7,7 @@ Modules, in import order (each imports only from those above it):
 ``world``       :class:`~flowgraph.synthetic.world.World` (parties, accounts, relations,
                 loans, repayments, grades as parallel lists) and the ``Builder`` that adds
                 to it consistently
+``loans``       repayment plans, defaults, settlement and the quarterly manual grades
 ``background``  the background population and the ordinary loans
 ``cases/``      the labelled case types: ``kit`` (the ``Case`` a type returns and the
                 helpers it builds with), one module per family (``flow_back``,
@@ -31,6 +32,21 @@ counts ``generate`` returns and ``evaluate``'s per-typology table all follow the
 Case types share one random stream in registry order, and their parties and accounts
 shift every id, so adding a type changes the generated files of every seed: expected, as
 long as the tests of ``tests/synthetic`` (labels hold, data consistent) keep passing.
+
+Consistency
+-----------
+A generated bank holds together the way a real one does (``tests/synthetic/
+test_consistency.py`` checks every rule on banks of two seeds): ids, id numbers and keys
+never collide; every reference resolves; nobody pays themselves; money moves through an
+account only after it was opened, never through a dormant one; every event falls in the
+data year; a loan's tranches add up to it and come before maturity; repayments come after
+the first disbursement, before maturity, and never add up to more than is owed; every
+loan has one manual grade per quarter end after its first disbursement, the grade the
+default classification rule gives for its overdue days; a party lives in one city
+(region, address and a company's name agree); loans carry their borrower's region and
+industry; account kinds fit their owners; relations join parties of fitting kinds, once
+per family pair, one spouse each, a parent 16+ years older, and start only once both are
+born (18, where the relation needs an adult).
 
 Background invariant
 --------------------

@@ -2,9 +2,18 @@
 
 :func:`background_world` adds persons, companies (a few institutions whose accounts carry a
 category such as ``brokerage``), their accounts and relations; :func:`ordinary_loans`
-gives some background parties an ordinary loan (one to three tranches, an entrusted
-payment to a supplier for some companies) with repayments starting more than 30 days
-after the last tranche, so that no ordinary loan looks like a labelled case.
+gives some background parties an ordinary loan (one to three tranches inside the data
+year, an entrusted payment to a supplier for some companies) repaid as
+:mod:`flowgraph.synthetic.loans` says (a loan in tranches from another account of the
+borrower than the one the tranches go to), so that no ordinary loan looks like a
+labelled case.
+
+Relations make sense: family ties only between persons, at most one family tie per pair
+and one spouse per person, a parent at least 16 years older than the child (otherwise
+the tie is ``relative``), and no relation starts before both sides are born, or before
+they are 18 for a spouse, legal representative, shareholder, investor or guarantor. A
+spouse often moves in with the other (same address, so same region). About 2 % of the
+accounts are dormant: never a party's first account or an institution's, and never used.
 
 >>> import numpy as np
 >>> w = World()
@@ -20,7 +29,8 @@ import math
 import numpy as np
 
 from flowgraph.core.values import DAY_MS, HOUR_MS
-from flowgraph.synthetic.constants import CASE_MAX_LOAN, MIN_DISBURSEMENT, START_MS
+from flowgraph.synthetic.constants import CASE_MAX_LOAN, DAYS, MIN_DISBURSEMENT, START_MS
+from flowgraph.synthetic.loans import schedule
 from flowgraph.synthetic.vocabulary import (
     BRANCHES,
     CATEGORIES,
@@ -31,7 +41,16 @@ from flowgraph.synthetic.vocabulary import (
     SURNAMES,
     WORDS,
 )
-from flowgraph.synthetic.world import Builder, World, round_to, unique_address, unique_phone
+from flowgraph.synthetic.world import (
+    PARENT_GAP_MS,
+    Builder,
+    World,
+    round_to,
+    unique_address,
+    unique_phone,
+)
+
+FAMILY = ("spouse", "parent", "relative", "child", "other")
 
 
 def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> list[int]:
@@ -50,29 +69,19 @@ def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> lis
     regs = rng.integers(len(REGIONS), size=n_pers)
     births = rng.integers(-15_000, 12_000, size=n_pers)
     base = len(w.p_kind)
-    import datetime as _dt
-
-    epoch = _dt.date(1970, 1, 1)
     for i in range(n_pers):
         u = w.unique_counter
         w.unique_counter += 1
         city, code = REGIONS[int(regs[i])]
-        nm = SURNAMES[s_idx[i]] + GIVEN[g1[i]] + (GIVEN[g2[i]] if two[i] else "")
-        bd = epoch + _dt.timedelta(days=int(births[i]))
-        body = f"{code}{bd:%Y%m%d}{u % 1000:03d}"
-        s = sum(
-            int(c) * k
-            for c, k in zip(
-                body, (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), strict=True
-            )
-        )
+        birth = int(births[i]) * DAY_MS
         w.p_kind.append("person")
-        w.p_name.append(nm)
-        w.p_idnum.append(body + "10X98765432"[s % 11])
+        w.p_name.append(SURNAMES[s_idx[i]] + GIVEN[g1[i]] + (GIVEN[g2[i]] if two[i] else ""))
+        w.p_idnum.append(w.person_id_number(code, birth))
         w.p_phone.append(unique_phone(u))
         w.p_addr.append(unique_address(u, city))
         w.p_industry.append("")
         w.p_region.append(city)
+        w.p_birth.append(birth)
         w.p_case.append(False)
     persons = np.arange(base, base + n_pers)
     # companies: a few institutions with category accounts, utilities, merchants, others
@@ -88,6 +97,7 @@ def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> lis
                 name=f"{city}{WORDS[j % len(WORDS)]}{WORDS[(j * 7 + 3) % len(WORDS)]}"
                 f"{CATEGORY_NAME[cat]}有限公司",
                 case=False,
+                region=j % len(REGIONS),
                 industry=ind,
             )
             inst_accounts.append(b.account(p, category=cat, case=False))
@@ -124,9 +134,11 @@ def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> lis
     w.a_case.extend([False] * n_new)
     for i, o in enumerate(owners.tolist(), start=first):
         w.p_accounts.setdefault(o, []).append(i)
-    # dormant accounts
-    for i in np.flatnonzero(rng.random(len(w.a_status)) < 0.02):
-        w.a_status[int(i)] = "dormant"
+    # dormant accounts: never an institution's account or a party's first account
+    first_of = {accts[0] for accts in w.p_accounts.values()}
+    for i in np.flatnonzero(rng.random(len(w.a_status)) < 0.02).tolist():
+        if not w.a_cat[i] and i not in first_of:
+            w.a_status[i] = "dormant"
 
     # relations
     def since(n):
@@ -135,42 +147,57 @@ def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> lis
     n_fam = n_pers // 4
     a_ = rng.choice(persons, size=n_fam)
     b_ = rng.choice(persons, size=n_fam)
-    fam = rng.choice(
-        ["spouse", "parent", "relative", "child", "other"],
-        size=n_fam,
-        p=[0.4, 0.25, 0.15, 0.1, 0.1],
-    )
-    for x, y, r, s in zip(a_, b_, fam, since(n_fam), strict=True):
-        if x != y:
-            w.rel.append((int(x), int(y), str(r), int(s)))
-            if r == "spouse" and rng.random() < 0.7:
-                w.p_addr[int(y)] = w.p_addr[int(x)]
+    fam = rng.choice(list(FAMILY), size=n_fam, p=[0.4, 0.25, 0.15, 0.1, 0.1])
+    tied: set[tuple[int, int]] = set()
+    married: set[int] = set()
+    for x, y, r, s in zip(a_.tolist(), b_.tolist(), fam.tolist(), since(n_fam).tolist(), strict=True):
+        pair = (min(x, y), max(x, y))
+        if x == y or pair in tied or (r == "spouse" and (x in married or y in married)):
+            continue
+        if r in ("parent", "child"):
+            older, younger = sorted((x, y), key=lambda p: w.p_birth[p])
+            if w.p_birth[younger] - w.p_birth[older] < PARENT_GAP_MS:
+                r = "relative"
+            else:  # (parent, child, parent) or (child, parent, child)
+                x, y = (older, younger) if r == "parent" else (younger, older)
+        tied.add(pair)
+        b.relate(x, y, r, s)
+        if r == "spouse":
+            married.update((x, y))
+            if rng.random() < 0.7:
+                b.share_address(y, x)
     nc = len(comps_arr)
     reps = rng.choice(persons, size=nc)
-    for c, pp, s in zip(comps_arr, reps, since(nc), strict=True):
-        w.rel.append((int(pp), int(c), "legal_rep", int(s)))
+    for c, pp, s in zip(comps_arr.tolist(), reps.tolist(), since(nc).tolist(), strict=True):
+        b.relate(pp, c, "legal_rep", s)
     n_sh = nc
     for x, c, s in zip(
-        rng.choice(persons, size=n_sh), rng.choice(comps_arr, size=n_sh), since(n_sh), strict=True
+        rng.choice(persons, size=n_sh).tolist(),
+        rng.choice(comps_arr, size=n_sh).tolist(),
+        since(n_sh).tolist(),
+        strict=True,
     ):
-        w.rel.append((int(x), int(c), "shareholder", int(s)))
+        b.relate(x, c, "shareholder", s)
     n_cc = nc // 2
     kinds = rng.choice(["investor", "affiliate", "guarantor"], size=n_cc)
     for x, y, r, s in zip(
-        rng.choice(comps_arr, size=n_cc),
-        rng.choice(comps_arr, size=n_cc),
-        kinds,
-        since(n_cc),
+        rng.choice(comps_arr, size=n_cc).tolist(),
+        rng.choice(comps_arr, size=n_cc).tolist(),
+        kinds.tolist(),
+        since(n_cc).tolist(),
         strict=True,
     ):
         if x != y:
-            w.rel.append((int(x), int(y), str(r), int(s)))
+            b.relate(x, y, r, s)
     n_g = n_pers // 50
     for x, y, s in zip(
-        rng.choice(persons, size=n_g), rng.choice(persons, size=n_g), since(n_g), strict=True
+        rng.choice(persons, size=n_g).tolist(),
+        rng.choice(persons, size=n_g).tolist(),
+        since(n_g).tolist(),
+        strict=True,
     ):
         if x != y:
-            w.rel.append((int(x), int(y), "guarantor", int(s)))
+            b.relate(x, y, "guarantor", s)
     # some persons share a phone with a random other person (no relation row)
     for x, y in zip(
         rng.choice(persons, size=n_pers // 100 + 1),
@@ -181,24 +208,23 @@ def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> lis
     return inst_accounts
 
 
-def ordinary_loans(
-    w: World,
-    rng: np.random.Generator,
-    n_loans: int,
-    bg_parties: np.ndarray,
-    company_accounts: np.ndarray,
-) -> None:
+def ordinary_loans(w: World, rng: np.random.Generator, n_loans: int, bg_parties: np.ndarray) -> None:
+    """Loans of ``n_loans`` background parties (at most one each), with their repayments."""
     b = Builder(w, rng)
-    first_acct: dict[int, int] = {}
-    for i, o in enumerate(w.a_owner):
-        first_acct.setdefault(o, i)
+    first_acct = {o: accts[0] for o, accts in w.p_accounts.items()}
     borrowers = rng.choice(bg_parties, size=min(n_loans, len(bg_parties)), replace=False)
-    # entrusted payments go to suppliers that repay no loan of their own (no 0-hop repay-with-loan)
+    # entrusted payments go to active company accounts of suppliers that repay no loan of
+    # their own (no 0-hop repay-with-loan)
+    bg = set(bg_parties.tolist())
+    company_accounts = np.asarray(
+        [i for i, o in enumerate(w.a_owner)
+         if o in bg and w.p_kind[o] == "company" and not w.a_cat[i] and w.a_status[i] == "active"],
+        dtype=np.int64,
+    )  # fmt: skip
     company_accounts = company_accounts[
         ~np.isin(np.asarray(w.a_owner)[company_accounts], borrowers)
     ]
-    for B in borrowers:
-        B = int(B)
+    for B in borrowers.tolist():
         kind = w.p_kind[B]
         d = first_acct[B]
         lo = math.log(MIN_DISBURSEMENT) if kind == "person" else math.log(MIN_DISBURSEMENT * 2)
@@ -207,12 +233,12 @@ def ordinary_loans(
         amount = round_to(math.exp(rng.uniform(lo, hi)), 100_000)
         amount = max(amount, MIN_DISBURSEMENT * n_tr)
         mode = "entrusted" if kind == "company" and rng.random() < 0.3 else "self"
-        t0 = START_MS + int(rng.integers(0, 330)) * DAY_MS + int(rng.integers(HOUR_MS, 9 * HOUR_MS))
+        # tranches come 7..60 days apart: start early enough for all of them to fall in 2024
+        last_day = min(330, DAYS - 1 - 61 * (n_tr - 1))
+        t0 = START_MS + int(rng.integers(0, last_day)) * DAY_MS + int(rng.integers(HOUR_MS, 9 * HOUR_MS))
         acct = d
         if mode == "entrusted":
             acct = int(company_accounts[int(rng.integers(len(company_accounts)))])
-            if w.a_owner[acct] == B:
-                mode, acct = "self", d
         li = b.loan(B, amount, mode, t0, acct)
         t_last = t0
         if n_tr > 1:
@@ -223,8 +249,10 @@ def ordinary_loans(
                 w.disb.append((li, acct, amt, t_last))
                 if k < n_tr - 1:
                     t_last += int(rng.integers(7, 60)) * DAY_MS + int(rng.integers(0, HOUR_MS))
-        ln = w.loans[li]
-        b.schedule(li, d, t_last, amount, ln[9], ln[8])
-
-
-# --------------------------------------------------------------------------- transactions
+        # instalments fall due from 45 days after the first tranche; while tranches still come
+        # into d, they are paid from another account of the borrower (no 0-hop look-alike)
+        payer = d
+        if n_tr > 1 and mode == "self":
+            others = [a for a in w.p_accounts[B][1:] if w.a_status[a] == "active"]
+            payer = others[0] if others else b.account(B, case=False)
+        schedule(w, rng, li, payer, t0)

@@ -12,7 +12,8 @@ clock time or hash-randomised iteration order. The steps, each in its own module
 
 1. :mod:`~flowgraph.synthetic.background` — background parties, accounts, relations;
 2. :mod:`~flowgraph.synthetic.cases` — the labelled cases, each on its own loan;
-3. :mod:`~flowgraph.synthetic.background` — ordinary loans of background parties;
+3. :mod:`~flowgraph.synthetic.background` — ordinary loans of background parties, then
+   :mod:`~flowgraph.synthetic.loans` settles every loan's repayments and grades it;
 4. :mod:`~flowgraph.synthetic.writer` — ids and the entity tables;
 5. :mod:`~flowgraph.synthetic.traffic` + :mod:`~flowgraph.synthetic.writer` — background
    transactions merged with the cases' transactions, in time order;
@@ -38,6 +39,7 @@ from flowgraph.synthetic.background import background_world, ordinary_loans
 from flowgraph.synthetic.cases.registry import EXPECTED_RULE, TYPOLOGIES, inject_cases
 from flowgraph.synthetic.constants import BACKGROUND_MAX, MIN_DISBURSEMENT
 from flowgraph.synthetic.labels import labels_frame
+from flowgraph.synthetic.loans import settle_and_grade
 from flowgraph.synthetic.traffic import Traffic
 from flowgraph.synthetic.world import World
 from flowgraph.synthetic.writer import Ids, write_entities, write_transactions
@@ -104,17 +106,13 @@ def generate(
     w = World()
     inst = background_world(w, r_world, max(200, sc.accounts - 6 * n_cases))
     n_bg_parties = len(w.p_kind)
-    n_bg_accounts = len(w.a_owner)
     report("entities", 1, 4)
     cases = inject_cases(w, r_cases, inst, sc.cases_per_typology)
     report("entities", 2, 4)
     bg = np.arange(n_bg_parties)
-    inst_owners = {w.a_owner[i] for i in inst}
-    bg = bg[~np.isin(bg, list(inst_owners))]
-    comp_accts = np.asarray(
-        [i for i in range(n_bg_accounts) if w.p_kind[w.a_owner[i]] == "company" and not w.a_cat[i]]
-    )
-    ordinary_loans(w, r_loans, max(10, n_bg_parties // 25), bg, comp_accts)
+    bg = bg[~np.isin(bg, [w.a_owner[i] for i in inst])]
+    ordinary_loans(w, r_loans, max(10, n_bg_parties // 25), bg)
+    settle_and_grade(w)
     report("entities", 3, 4)
 
     ids = Ids.assign(w, r_ids)

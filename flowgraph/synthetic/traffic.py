@@ -4,7 +4,10 @@ Seven kinds, each with its own senders, receivers, amounts and hours (Beijing ti
 person-to-person transfers, card payments at merchants, supplier payments between
 companies, salaries (10th and 25th of the month), bills to utilities, cash withdrawals and
 small investments at institutions. Senders and receivers are drawn with Pareto weights,
-so a few accounts are very busy. Every amount is below ``BACKGROUND_MAX``.
+so a few accounts are very busy. Every amount is below ``BACKGROUND_MAX``. Only active
+accounts take part, never before they were opened (an account opened during the year —
+a case's intermediary — is replaced by one open all year for earlier transactions), and
+nobody pays themselves.
 
 >>> import numpy as np
 >>> from flowgraph.synthetic.background import background_world
@@ -31,14 +34,27 @@ class Traffic:
     TYPES = ("p2p", "merchant", "supplier", "salary", "bill", "withdraw", "invest")
     SHARE = np.array([0.26, 0.34, 0.15, 0.09, 0.09, 0.05, 0.02])
 
+    # (sender pool, receiver pool) of each kind
+    POOLS = {
+        "p2p": ("person", "person"),
+        "merchant": ("person", "merchant"),
+        "supplier": ("company", "company"),
+        "salary": ("company", "person"),
+        "bill": ("person", "utility"),
+        "withdraw": ("person", "person"),
+        "invest": ("person", "inst"),
+    }
+
     def __init__(self, w: World, rng: np.random.Generator):
         self.rng = rng
         owner = np.asarray(w.a_owner)
+        self.opened = np.asarray(w.a_opened, dtype=np.int64)
         is_person = np.asarray([k == "person" for k in w.p_kind])[owner]
         cat = np.asarray([c != "" for c in w.a_cat])
+        active = np.asarray([s == "active" for s in w.a_status])
         ind = np.asarray(w.p_industry, dtype=object)[owner]
-        self.person = np.flatnonzero(is_person & ~cat)
-        comp = ~is_person & ~cat
+        self.person = np.flatnonzero(is_person & ~cat & active)
+        comp = ~is_person & ~cat & active
         self.company = np.flatnonzero(comp)
         self.merchant = np.flatnonzero(comp & np.isin(ind, ["retail", "catering", "services"]))
         if len(self.merchant) == 0:
@@ -46,7 +62,12 @@ class Traffic:
         self.utility = np.flatnonzero(comp & (ind == "utilities"))
         if len(self.utility) == 0:
             self.utility = self.company[:2]
-        self.inst = np.flatnonzero(cat)
+        self.inst = np.flatnonzero(cat & active)
+        pools = {"person": self.person, "company": self.company, "merchant": self.merchant,
+                 "utility": self.utility, "inst": self.inst}  # fmt: skip
+        # accounts open all year, to stand in for one not yet opened
+        self.early = {k: p[self.opened[p] <= START_MS] for k, p in pools.items()}
+        assert all(len(p) >= 2 for p in self.early.values()), "too few accounts"
         case = np.asarray(w.a_case)
 
         def cdf(pool, alpha):
@@ -79,6 +100,22 @@ class Traffic:
         self.dom = (dates - dates.astype("datetime64[M]").astype("datetime64[D]")).astype(
             np.int64
         ) + 1
+
+    def open_at(self, acc: np.ndarray, ts: np.ndarray, pool: str) -> np.ndarray:
+        """``acc``, with each account not yet opened at ``ts`` replaced by one open all year."""
+        late = self.opened[acc] > ts
+        if late.any():
+            early = self.early[pool]
+            acc = acc.copy()
+            acc[late] = early[self.rng.integers(len(early), size=int(late.sum()))]
+        return acc
+
+    def distinct(self, s: np.ndarray, d: np.ndarray, pool: str) -> np.ndarray:
+        """``d``, with each receiver equal to its sender replaced by another open account."""
+        same = s == d
+        early = self.early[pool]
+        d[same] = early[(np.searchsorted(early, d[same]) + 1) % len(early)]
+        return d
 
     def pick(self, pool: np.ndarray, key: str, n: int) -> np.ndarray:
         i = np.searchsorted(self.cdf[key], self.rng.random(n), side="right")
@@ -122,10 +159,6 @@ class Traffic:
             if kind == "p2p" or kind == "withdraw":
                 s = self.pick(self.person, "person_src", k)
                 d = self.pick(self.person, "person_dst", k)
-                same = s == d
-                d[same] = self.person[
-                    (np.searchsorted(self.person, d[same]) + 1) % len(self.person)
-                ]
                 if kind == "p2p":
                     a = np.exp(rng.normal(np.log(80_000), 1.2, size=k))
                     a = np.where(rng.random(k) < 0.5, np.round(a / 10_000) * 10_000, a)
@@ -138,10 +171,6 @@ class Traffic:
             elif kind == "supplier":
                 s = self.pick(self.company, "company_src", k)
                 d = self.pick(self.company, "company_dst", k)
-                same = s == d
-                d[same] = self.company[
-                    (np.searchsorted(self.company, d[same]) + 1) % len(self.company)
-                ]
                 a = np.exp(rng.normal(np.log(1_200_000), 1.0, size=k))
             elif kind == "salary":
                 j = np.searchsorted(self.cdf["person_dst"], rng.random(k), side="right").clip(
@@ -158,6 +187,10 @@ class Traffic:
                 s = self.pick(self.person, "person_src", k)
                 d = self.pick(self.inst, "inst", k)
                 a = np.round(np.exp(rng.normal(np.log(500_000), 0.8, size=k)) / 10_000) * 10_000
+            sp, dp = self.POOLS[kind]
+            s, d = self.open_at(s, ts, sp), self.open_at(d, ts, dp)
+            if sp == dp:
+                d = self.distinct(s, d, dp)
             srcs.append(s)
             dsts.append(d)
             tss.append(ts)

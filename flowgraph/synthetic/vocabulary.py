@@ -4,8 +4,8 @@ Plain data, no randomness: the world draws from these lists with its own random 
 
 >>> len(REGIONS), REGIONS[0]
 (10, ('北京', '110101'))
->>> LOOKALIKE["伟"], CATEGORY_NAME["lender"]
-('玮', '小额贷款')
+>>> LOOKALIKE["伟"], CATEGORY_NAME["lender"], DISTRICTS["深圳"][0]
+('玮', '小额贷款', '南山区')
 """
 
 from __future__ import annotations
@@ -34,18 +34,21 @@ REGIONS = [
     ("西安", "610102"),
     ("重庆", "500101"),
 ]
-DISTRICTS = [
-    "东城区",
-    "西城区",
-    "朝阳区",
-    "海淀区",
-    "南山区",
-    "福田区",
-    "天河区",
-    "越秀区",
-    "江干区",
-    "鼓楼区",
-]
+# districts of each city (the address of a party names its region's city and one of these)
+DISTRICTS: dict[str, tuple[str, ...]] = {
+    "北京": ("东城区", "西城区", "朝阳区", "海淀区", "丰台区"),
+    "上海": ("黄浦区", "徐汇区", "静安区", "浦东新区", "长宁区"),
+    "广州": ("天河区", "越秀区", "海珠区", "荔湾区", "白云区"),
+    "深圳": ("南山区", "福田区", "罗湖区", "宝安区", "龙岗区"),
+    "杭州": ("上城区", "西湖区", "拱墅区", "滨江区", "余杭区"),
+    "南京": ("鼓楼区", "玄武区", "秦淮区", "建邺区", "栖霞区"),
+    "成都": ("锦江区", "青羊区", "武侯区", "成华区", "金牛区"),
+    "武汉": ("江岸区", "江汉区", "武昌区", "洪山区", "汉阳区"),
+    "西安": ("新城区", "碑林区", "雁塔区", "未央区", "莲湖区"),
+    "重庆": ("渝中区", "江北区", "南岸区", "沙坪坝区", "九龙坡区"),
+}
+assert set(DISTRICTS) == {c for c, _ in REGIONS}
+assert len({d for ds in DISTRICTS.values() for d in ds}) == 5 * len(DISTRICTS)  # one city each
 ROADS = [
     "人民路",
     "解放路",
@@ -113,10 +116,3 @@ PURPOSES = [
     "trade settlement",
 ]
 BRANCHES = [f"BR{i:03d}" for i in range(1, 41)]
-GRADE_REASON = {
-    "normal": "",
-    "special_mention": "payment delayed",
-    "substandard": "overdue 90+ days",
-    "doubtful": "overdue 180+ days",
-    "loss": "borrower insolvent",
-}

@@ -151,23 +151,22 @@ def write_entities(out_dir: Path, w: World, ids: Ids) -> dict[str, int]:
         .sort(["party_a", "party_b", "relation"])
     )
     counts["relations"] = write_table(out_dir, "relations", rel)
-    L = w.loans
     counts["loans"] = write_table(
         out_dir,
         "loans",
         pl.DataFrame(
             {
                 "loan_id": lid,
-                "borrower_id": [pid[x[0]] for x in L],
-                "amount": [x[1] for x in L],
-                "product": [x[2] for x in L],
-                "purpose": [x[3] for x in L],
-                "branch": [x[4] for x in L],
-                "industry": [x[5] for x in L],
-                "region": [x[6] for x in L],
-                "payment_mode": [x[7] for x in L],
-                "maturity_date": [x[8] for x in L],
-                "rate": [x[9] for x in L],
+                "borrower_id": [pid[x.borrower] for x in w.loans],
+                "amount": [x.amount for x in w.loans],
+                "product": [x.product for x in w.loans],
+                "purpose": [x.purpose for x in w.loans],
+                "branch": [x.branch for x in w.loans],
+                "industry": [x.industry for x in w.loans],
+                "region": [x.region for x in w.loans],
+                "payment_mode": [x.mode for x in w.loans],
+                "maturity_date": [x.maturity for x in w.loans],
+                "rate": [x.rate for x in w.loans],
             },
             schema_overrides={"amount": pl.Int64, "maturity_date": pl.Int64},
         ).sort("loan_id"),

@@ -24,7 +24,7 @@ import numpy as np
 from flowgraph.core.values import DAY_MS, HOUR_MS
 from flowgraph.synthetic.cases.kit import Case, CaseKit
 from flowgraph.synthetic.constants import START_MS
-from flowgraph.synthetic.world import round_to
+from flowgraph.synthetic.world import PARENT_GAP_MS, round_to
 
 
 def fb_direct(kit: CaseKit) -> Case:
@@ -134,7 +134,8 @@ def fb_related(kit: CaseKit) -> Case:
                 ]
             )
         )
-        R = kit.b.party("person")
+        rel, birth = _family_birth(rng, rel, kit.w.p_birth[B])
+        R = kit.b.party("person", birth=birth)
     else:
         rel = str(
             rng.choice(
@@ -153,11 +154,11 @@ def fb_related(kit: CaseKit) -> Case:
     if rel == "shared_phone":
         kit.w.p_phone[R] = kit.w.p_phone[B]
     elif rel == "shared_address":
-        kit.w.p_addr[R] = kit.w.p_addr[B]
+        kit.b.share_address(R, B)
     elif rel in ("legal_rep", "shareholder", "investor"):
-        kit.w.rel.append((R, B, rel, since))
+        kit.b.relate(R, B, rel, since)
     else:
-        kit.w.rel.append((B, R, rel, since))
+        kit.b.relate(B, R, rel, since)
     r = kit.b.account(R)
     hops = int(rng.integers(2, 6))
     li, t0, a = kit.new_loan(B, d)
@@ -217,3 +218,35 @@ def fb_partial(kit: CaseKit) -> Case:
         a,
         t0,
     )
+
+
+# persons born in this range of days since 1970 (1920-09 .. 2002-11)
+_OLDEST, _YOUNGEST = -18_000, 12_000
+
+
+def _family_birth(rng: np.random.Generator, rel: str, birth_b: int) -> tuple[str, int | None]:
+    """The relation and the related person's birth (ms) for borrower born ``birth_b``.
+
+    For ``parent`` (the borrower is the parent) and ``child`` (the borrower is the child)
+    the other is 16 to 40 years younger or older; when the borrower is too young to be a
+    parent the tie becomes ``child``, too old to be a child ``parent``. Other relations:
+    any birth (``None``: drawn by the builder).
+
+    >>> rng = np.random.Generator(np.random.PCG64(0))
+    >>> rel, birth = _family_birth(rng, "parent", 11_000 * DAY_MS)  # born 2000: too young
+    >>> rel, (11_000 * DAY_MS - birth) // DAY_MS >= 16 * 366
+    ('child', True)
+    """
+    if rel not in ("parent", "child"):
+        return rel, None
+    b = birth_b // DAY_MS
+    gap_lo, gap_hi = PARENT_GAP_MS // DAY_MS + 1, 40 * 365
+    if rel == "parent" and b + gap_lo > _YOUNGEST:
+        rel = "child"
+    elif rel == "child" and b - gap_lo < _OLDEST:
+        rel = "parent"
+    if rel == "parent":
+        lo, hi = b + gap_lo, min(_YOUNGEST, b + gap_hi)
+    else:
+        lo, hi = max(_OLDEST, b - gap_hi), b - gap_lo
+    return rel, int(rng.integers(lo, hi + 1)) * DAY_MS

@@ -23,6 +23,7 @@ import numpy as np
 
 from flowgraph.core.values import DAY_MS, HOUR_MS
 from flowgraph.synthetic.constants import CASE_MAX_LOAN, MIN_DISBURSEMENT, START_MS
+from flowgraph.synthetic.loans import schedule
 from flowgraph.synthetic.world import Builder, World, round_to
 
 # one injected transaction: (ts, src account, dst account, amount, channel, memo)
@@ -103,18 +104,18 @@ class CaseKit:
         mode: str = "self",
         t0: int | None = None,
         amount: int | None = None,
+        may_default: bool = True,
     ) -> tuple[int, int, int]:
         """A single-tranche loan paid into ``acct``, with its repayment schedule.
 
         Returns ``(loan, t0, amount)``. Repayments come from the borrower's first account,
-        more than a window after the disbursement.
+        from 45 days after the disbursement on (:func:`flowgraph.synthetic.loans.schedule`).
         """
         t0 = self.t0() if t0 is None else t0
         a = self.amount() if amount is None else amount
         li = self.b.loan(borrower, a, mode, t0, acct)
-        ln = self.w.loans[li]
         bacct = acct if mode == "self" else self.first_account(borrower)
-        self.b.schedule(li, bacct, t0 + 30 * DAY_MS, a, ln[9], ln[8])
+        schedule(self.w, self.rng, li, bacct, t0, may_default)
         return li, t0, a
 
     def chain(

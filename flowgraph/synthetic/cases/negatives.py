@@ -56,11 +56,11 @@ def neg_unlinked_lookalike(kit: CaseKit) -> Case:
         else:
             chars[pos] = LOOKALIKE[chars[pos]]
         look = "".join(chars)
-    else:
-        look = name.replace(
-            "有限公司", "（" + REGIONS[int(rng.integers(len(REGIONS)))][0] + "）有限公司"
-        )
-    Z = kit.b.party(kind, name=look)
+        region = None
+    else:  # a "branch" in another city, located there
+        region = int(rng.integers(len(REGIONS)))
+        look = name.replace("有限公司", "（" + REGIONS[region][0] + "）有限公司")
+    Z = kit.b.party(kind, name=look, region=region)
     z = kit.b.account(Z)
     li, t0, a = kit.new_loan(B, d)
     hops = int(rng.integers(2, 6))

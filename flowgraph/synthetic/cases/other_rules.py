@@ -24,6 +24,7 @@ import numpy as np
 from flowgraph.core.values import DAY_MS, HOUR_MS
 from flowgraph.synthetic.cases.kit import Case, CaseKit
 from flowgraph.synthetic.constants import MINUTE_MS
+from flowgraph.synthetic.loans import schedule
 from flowgraph.synthetic.world import round_to
 
 
@@ -32,23 +33,24 @@ def repay_with_loan(kit: CaseKit) -> Case:
     B, d = kit.borrower()
     other = rng.random() < 0.5
     t0 = kit.t0(95, 300) if other else None
-    li, t0, a = kit.new_loan(B, d, t0=t0)
+    # a loan a third party repays part of keeps being paid (see flowgraph.synthetic.loans)
+    li, t0, a = kit.new_loan(B, d, t0=t0, may_default=other)
     Q = kit.b.party("company")
     r = kit.b.account(Q)
     hops = int(rng.integers(1, 5))
     ts = kit.times(t0, hops + 1, HOUR_MS, 27 * DAY_MS)
     txs, _ = kit.chain(d, r, hops - 1, a * rng.uniform(0.5, 1.0), ts[:-1], opened_before=t0)
-    got = txs[-1][3]
+    pay = round_to(txs[-1][3] * rng.uniform(0.8, 1.0), 100)
     if other:
         d0 = kit.b.account(B)
         t_old = t0 - int(rng.integers(60, 90)) * DAY_MS
-        old = kit.b.loan(B, kit.amount(), "self", t_old, d0)
-        ln = kit.w.loans[old]
-        kit.b.schedule(old, d0, t_old, ln[1], ln[9], ln[8])
+        # at least twice the third party's repayment, which so stays within what is owed
+        amount = max(kit.amount(), -(-2 * pay // 100_000) * 100_000)
+        old = kit.b.loan(B, amount, "self", t_old, d0)
+        schedule(kit.w, rng, old, d0, t_old, may_default=False)
         target, what = old, "an older loan of the borrower"
     else:
         target, what = li, "the same loan"
-    pay = round_to(got * rng.uniform(0.8, 1.0), 100)
     kit.w.repay.append((target, r, pay, ts[-1]))
     return Case(
         li,
