@@ -161,16 +161,21 @@ def evaluate(
     data_dir: Annotated[Path, typer.Argument(help="Generated data folder with labels.parquet.")],
     rules: RulesOpt = None,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
+    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep the evaluation's store in DIR (a new or empty folder); by default it is deleted.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Score labelled data and print per-typology recall and per-rule precision."""
     from flowgraph.synthetic.evaluate import evaluate as run_evaluation
 
+    if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        raise typer.BadParameter(f"{keep} is not a new or empty folder", param_hint="--keep")
     pack = load_pack(rules)
-    res = run_evaluation(data_dir, pack, None, threads)
+    res = run_evaluation(data_dir, pack, keep, threads)
     if want_json(json_):
         emit_json(res)
         return
     emit_rows(res["typologies"], False, title=f"{data_dir}: {res['disbursements']} disbursements, {res['alerts']} alerts as of {res['as_of']}")
     emit_rows(res["rules"], False, title="by rule kind")
     say(f"lowest recall {res['recall_min']}, flow-back alerts on negative controls: {res['flow_back_on_negatives']}")
+    if keep is not None:
+        say(f"store kept in {keep}")

@@ -10,6 +10,10 @@ and compares the alerts (rule kinds) with the labels:
 Other rules may legitimately fire on a case of another typology (a flow-back chain is
 often also a rapid pass-through), so precision counts an alert as expected only on cases
 labelled with its kind, and reports the rest as ``other``.
+
+The store the evaluation builds (a full copy of the data) lives in ``store_dir`` when one
+is given and is kept there; otherwise it lives in a temporary folder that is removed
+before :func:`evaluate` returns or raises.
 """
 
 from __future__ import annotations
@@ -29,13 +33,23 @@ from flowgraph.store.embedded import Store
 
 
 def evaluate(data_dir: str | Path, pack: RulePack | None = None, store_dir: str | Path | None = None, threads: int | None = None) -> dict:
-    """Score ``data_dir`` and measure recall/precision against its ``labels.parquet``."""
+    """Score ``data_dir`` and measure recall/precision against its ``labels.parquet``.
+
+    ``store_dir``: where to build (or reuse) the store, which is kept; ``None``: a
+    temporary store, removed afterwards (the result's ``store`` is then ``None``).
+    """
     data_dir = Path(data_dir)
     labels_path = data_dir / "labels.parquet"
     if not labels_path.exists():
         raise InvalidValue(f"{labels_path}: no labels (generate the data with `flowgraph generate`)")
     pack = pack or load_pack()
-    root = Path(store_dir) if store_dir else Path(tempfile.mkdtemp(prefix="flowgraph-eval-")) / "store"
+    if store_dir is not None:
+        return _evaluate(data_dir, labels_path, pack, Path(store_dir), threads)
+    with tempfile.TemporaryDirectory(prefix="flowgraph-eval-") as tmp:
+        return _evaluate(data_dir, labels_path, pack, Path(tmp) / "store", threads) | {"store": None}
+
+
+def _evaluate(data_dir: Path, labels_path: Path, pack: RulePack, root: Path, threads: int | None) -> dict:
     store = Store.init(root)
     ingest = ingest_paths(store, [data_dir])
     day = last_data_day(store)
