@@ -87,12 +87,34 @@ def audit_verify(
     res = audit_log.verify(open_store(), head)
     if want_json(json_):
         emit_json(res)
-    elif res["ok"]:
-        say(f"[green]ok[/green] {res['log']}: {res['lines']} line(s), head {res['head']}")
     else:
-        say(f"[red]audit log damaged at line {res['line']}[/red]: {escape(res['reason'])} ({res['log']})")
+        for n in res["notes"]:
+            say(f"note: {escape(n)}")
+        if res["ok"]:
+            say(f"[green]ok[/green] {res['log']}: {res['lines']} line(s), head {res['head']}")
+            say("keep this head hash outside the store (ticket, job log) and check it later with --head")
+        else:
+            say(f"[red]audit log damaged at line {res['line']}[/red]: {escape(res['reason'])} ({res['log']})")
     if not res["ok"]:
         raise typer.Exit(1)
+
+
+@audit_app.command("restart")
+def audit_restart(json_: JsonOpt = False) -> None:
+    """Archive a damaged audit log under audit-archive/ and start a new chain naming it (admin)."""
+    store = open_store()
+    actor = settings.actor
+    entry = audit_log.restart(store, {
+        "user": actor.user if actor else acl.acting_user(None), "os_user": acl.os_login(),
+        "role": actor.role if actor else None, "setup_mode": actor.setup_mode if actor else None,
+        "command": "audit restart", "args": [], "snapshot_id": store.snapshot_id,
+    })
+    if want_json(json_):
+        emit_json(entry)
+        return
+    r = entry["restart"]
+    say(f"archived the damaged log to {store.root / r['archived']} ({escape(r['problem'])});"
+        f" new chain starts at seq 1, head {entry['hash']}")
 
 
 @audit_app.command("show")

@@ -5,6 +5,7 @@ Data goes to stdout, messages and progress to stderr. Exit codes: 0 ok, 1 failur
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -16,27 +17,17 @@ from rich.markup import escape
 
 from flowgraph import __version__
 from flowgraph.cli.output import err, out, settings
-from flowgraph.core.errors import AccessError, FlowgraphError, StoreError
+from flowgraph.core.errors import AccessError, AuditError, FlowgraphError, StoreError
 from flowgraph.security import access as acl
 from flowgraph.security import audit as audit_log
-from flowgraph.store.embedded import Store
+from flowgraph.store.embedded import CHANGE_REF, Store
+
+try:  # typer vendors click (typer >= 0.2x); its usage errors are click's
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 _SECRET_OPTS = ("password", "secret", "token")
-
-
-def _command_path(group: typer.core.TyperGroup, args: list[str]) -> tuple[str | None, list[str]]:
-    """('rules list', rest) for the sub-command the args select; None for help or no command."""
-    if not args or args[0] not in group.commands:
-        return None, args
-    cmd, path, rest = group.commands[args[0]], [args[0]], args[1:]
-    if isinstance(cmd, typer.core.TyperGroup):
-        if rest and rest[0] in cmd.commands:
-            path, rest = [*path, rest[0]], rest[1:]
-        elif rest and not rest[0].startswith("-") and getattr(cmd, "default_command", None):
-            path = [*path, cmd.default_command]
-        else:
-            return None, rest  # the group's help or a usage error
-    return " ".join(path), rest
 
 
 def _redact(argv: list[str]) -> list[str]:
@@ -49,36 +40,141 @@ def _redact(argv: list[str]) -> list[str]:
     return [re.sub(r"://[^/@\s]+@", "://***@", a) for a in out]  # credentials inside URIs
 
 
-class _GuardedGroup(typer.core.TyperGroup):
-    """The root group: every command passes here once, so access control, owner-only file
-    permissions, the no-traceback rule and the audit line live in one place.
+class _Parsed:
+    """The command line as click parsed it: the contexts from the root to the command, the
+    command path (``["users", "add"]``), whether it names a command (not only a group), and
+    the usage error that stopped the parse, if any."""
 
-    `--help`, `--version` and bare groups are neither checked nor audited. The outcome is
-    taken from how the command ended: normal return (ok), ``typer.Exit`` (ok or failed with
-    its code), usage error (usage, 2), access denied (denied, 1), anything unexpected
-    (error, 1, a one-line message instead of a traceback; FLOWGRAPH_DEBUG=1 re-raises).
+    def __init__(self, root) -> None:
+        self.chain = [root]
+        self.path: list[str] = []
+        self.decided = False
+        self.error: UsageError | None = None
+
+    @property
+    def command(self) -> str | None:
+        return " ".join(self.path) if self.decided else None
+
+
+def _parse(ctx) -> _Parsed:
+    """Resolve the command with click's own parser, level by level (the same parse that
+    runs it, so the order of options cannot change which command is checked). A bare
+    group's help (NoArgsIsHelpError) and ``--help`` (Exit 0) propagate unchecked: they
+    show no data."""
+    parsed = _Parsed(ctx)
+    cur = ctx
+    args = [*cur._protected_args, *cur.args]
+    cur._protected_args, cur.args = [], []
+    try:
+        while True:
+            if not args:
+                cur.fail("Missing command.")
+            name, cmd, args = cur.command.resolve_command(cur, args)
+            parsed.path.append(name)
+            cur.invoked_subcommand = name
+            parsed.decided = not isinstance(cmd, typer.core.TyperGroup)
+            sub = cmd.make_context(name, args, parent=cur)
+            parsed.chain.append(sub)
+            if parsed.decided:
+                return parsed
+            args = [*sub._protected_args, *sub.args]
+            sub._protected_args, sub.args = [], []
+            cur = sub
+    except NoArgsIsHelpError:
+        raise
+    except UsageError as e:
+        parsed.error = e
+        return parsed
+
+
+def _run(chain: list) -> object:
+    """Invoke the parsed chain as click would: each group's callback, then the command."""
+    with contextlib.ExitStack() as stack:
+        for c in chain:
+            stack.enter_context(c)
+        for c in chain[:-1]:
+            if c.command.callback is not None:
+                c.invoke(c.command.callback, **c.params)
+        return chain[-1].command.invoke(chain[-1])
+
+
+#: commands that read or repair the audit log itself: they run on a damaged log
+_AUDIT_ITSELF = frozenset({"audit verify", "audit show", "audit restart"})
+#: commands that create the store they write to (their `started` line goes into it)
+_CREATES_STORE = frozenset({"init", "ingest"})
+
+
+class _GuardedGroup(typer.core.TyperGroup):
+    """The root group: every command passes here once, so parsing, access control,
+    owner-only file permissions, the no-traceback rule and the audit line live in one place.
+
+    One parse (:func:`_parse`) decides the command whatever the order of the options. Then,
+    for every command that uses a store (all but :data:`flowgraph.security.access.STORELESS`):
+    the acting user is resolved and checked — also when the parse failed, so a denied user
+    gets "denied" whatever they typed; the audit log's end is checked (a tampered log stops
+    the command); a command that may change the store is announced by a ``started`` audit
+    line before it runs; and the outcome is logged: normal return (ok), ``typer.Exit`` (ok
+    or failed with its code), usage error (usage, 2), access denied (denied, 1), anything
+    unexpected (error, 1, a one-line message instead of a traceback; FLOWGRAPH_DEBUG=1
+    re-raises). A failure to parse the global options themselves is logged too. ``--help``,
+    ``--version`` and bare groups are neither checked nor logged: they show no data.
     """
 
     def make_context(self, info_name, args, parent=None, **extra):
         argv = list(args)  # before parsing consumes them
-        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError:
+            self._audit_unparsed(info_name, argv)
+            raise
         ctx.meta["flowgraph.argv"] = argv
         return ctx
 
+    def _audit_unparsed(self, info_name, argv: list[str]) -> None:
+        """Log a command line whose global options did not parse (to the store it names)."""
+        try:
+            probe = super().make_context(info_name, list(argv), resilient_parsing=True)
+            root, flag = probe.params.get("store"), probe.params.get("user")
+        except Exception:  # the probe is best effort: fall back to the environment
+            root, flag = None, None
+        store = Store(root or os.environ.get("FLOWGRAPH_STORE") or ".flowgraph")
+        try:
+            actor = acl.resolve_actor(store, flag)
+        except FlowgraphError:
+            actor = None
+        _audit(store, actor, flag, None, argv, "usage", 2)
+
     def invoke(self, ctx):
         settings.actor = None
-        command, rest = _command_path(self, [*ctx._protected_args, *ctx.args])
-        if command is None or "--help" in rest:
-            return super().invoke(ctx)
+        parsed = _parse(ctx)
+        command = parsed.command
+        if command is not None and not acl.needs_store(command):
+            if parsed.error is not None:
+                raise parsed.error
+            old_umask = os.umask(0o077)
+            try:
+                return _run(parsed.chain)
+            except FlowgraphError as e:
+                err.print(f"[red]error:[/red] {escape(str(e))}")
+                raise typer.Exit(e.exit_code) from None
+            finally:
+                os.umask(old_umask)
+        return self._guarded(ctx, parsed, command)
+
+    def _guarded(self, ctx, parsed: _Parsed, command: str | None):
         store = Store(ctx.params.get("store") or settings.store)
         flag = ctx.params.get("user")
-        outcome, code, actor = "ok", 0, None
+        argv = ctx.meta.get("flowgraph.argv", [])
+        outcome, code, actor, intent, log_ok, ref = "ok", 0, None, None, True, None
         old_umask = os.umask(0o077)  # store files, bundles and reports hold personal data
         try:
             try:
                 actor = acl.resolve_actor(store, flag)
                 settings.actor = actor
-                acl.check(command, actor)
+                if command is not None:
+                    acl.check(command, actor)
             except AccessError as e:
                 outcome = "denied"
                 err.print(f"[red]error:[/red] {escape(str(e))}")
@@ -86,7 +182,21 @@ class _GuardedGroup(typer.core.TyperGroup):
             except StoreError as e:
                 err.print(f"[red]error:[/red] {escape(str(e))}")
                 raise typer.Exit(1) from None
-            result = super().invoke(ctx)
+            if parsed.error is not None:
+                raise parsed.error
+            if command not in _AUDIT_ITSELF:
+                try:
+                    audit_log.check(store)
+                    if acl.announced(command) and (store.manifest_path.exists() or command in _CREATES_STORE):
+                        intent = audit_log.begin(store, _record(store, actor, flag, command, argv))
+                        ref = CHANGE_REF.set(intent.ref)
+                except AuditError as e:
+                    log_ok = False
+                    err.print(f"[red]error:[/red] {escape(str(e))}; the command was not run"
+                              " (`flowgraph audit verify` names the damage; docs/security.md says how to recover)")
+                    raise typer.Exit(1) from None
+            with acl.acting_as(actor):
+                result = _run(parsed.chain)
         except typer.Exit as e:
             code = e.exit_code
             outcome = outcome if outcome == "denied" else "ok" if code == 0 else "failed"
@@ -104,6 +214,10 @@ class _GuardedGroup(typer.core.TyperGroup):
             outcome, code = "ok", 0
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
+        except AccessError as e:  # a permission checked inside the command (e.g. --unmasked)
+            outcome, code = "denied", 1
+            err.print(f"[red]error:[/red] {escape(str(e))}")
+            raise typer.Exit(1) from None
         except FlowgraphError as e:  # the one place where library errors become exit codes
             outcome, code = ("usage" if e.exit_code == 2 else "failed"), e.exit_code
             err.print(f"[red]error:[/red] {escape(str(e))}")  # messages quote user input: no markup
@@ -121,30 +235,41 @@ class _GuardedGroup(typer.core.TyperGroup):
             raise typer.Exit(1) from None
         finally:
             os.umask(old_umask)
-            logged = _audit(store, actor, flag, command, ctx.meta.get("flowgraph.argv", []), outcome, code)
+            if ref is not None:
+                CHANGE_REF.reset(ref)
+            logged = log_ok and _audit(store, actor, flag, command, argv, outcome, code, intent)
         if not logged:
             raise typer.Exit(1)
         return result
 
 
-def _audit(store: Store, actor, flag: str | None, command: str, argv: list[str], outcome: str, code: int) -> bool:
-    """Append the command's audit line; False (with a message) when the log cannot be written."""
-    if not store.manifest_path.exists():
-        return True  # no store, no log: the command touched no store data
+def _record(store: Store, actor, flag: str | None, command: str | None, argv: list[str]) -> dict:
     try:
-        snapshot = store.snapshot_id
+        snapshot = store.snapshot_id if store.manifest_path.exists() else None
     except StoreError:
         snapshot = None
-    record = {
+    return {
         "user": actor.user if actor else acl.acting_user(flag), "os_user": acl.os_login(),
         "role": actor.role if actor else None, "setup_mode": actor.setup_mode if actor else None,
-        "command": command, "args": _redact(argv), "outcome": outcome, "exit_code": code,
-        "snapshot_id": snapshot,
+        "command": command, "args": _redact(argv), "snapshot_id": snapshot,
     }
+
+
+def _audit(store: Store, actor, flag: str | None, command: str | None, argv: list[str], outcome: str,
+           code: int, intent: audit_log.Intent | None = None) -> bool:
+    """Append the command's outcome line; False (with a message) when the log cannot be written."""
+    if intent is None and not store.manifest_path.exists():
+        return True  # no store, no log: the command touched no store data
+    record = {**_record(store, actor, flag, command, argv), "outcome": outcome, "exit_code": code}
     try:
-        audit_log.append(store, record)
+        if intent is not None:
+            audit_log.finish(intent, record)
+        else:
+            audit_log.append(store, record)
         return True
-    except OSError as e:
+    except (OSError, AuditError) as e:
+        if intent is not None:
+            intent.close()  # the next command records it as interrupted
         err.print(f"[red]error:[/red] cannot write the audit log {store.root / audit_log.LOG}: {escape(str(e))}")
         return False
 
@@ -158,8 +283,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
         out.print(f"flowgraph {__version__}")
         raise typer.Exit()
 

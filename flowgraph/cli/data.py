@@ -24,6 +24,7 @@ from flowgraph.cli.output import (
     want_json,
 )
 from flowgraph.store.embedded import Store
+from flowgraph.store.outputs import check_output_dir
 
 
 class Scale(StrEnum):
@@ -139,6 +140,7 @@ def generate(
     """Write a synthetic bank with labelled flow-back cases and negative controls."""
     from flowgraph.synthetic.generate import generate as gen
 
+    check_output_dir(out_dir, "generated bank", lambda p: (p / "labels.parquet").exists(), [settings.store], option="OUT_DIR")
     summary = gen(out_dir, scale=scale.value, seed=seed)
     if want_json(json_):
         emit_json(summary)

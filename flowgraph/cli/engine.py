@@ -19,12 +19,15 @@ from flowgraph.cli.output import (
     open_store,
     out,
     say,
+    settings,
     shield,
     trace_tree,
     want_json,
 )
+from flowgraph.core.files import atomic_write_bytes
 from flowgraph.core.values import DAY_MS
 from flowgraph.rules.pack import load_pack
+from flowgraph.store.outputs import check_output_file
 
 
 class Tracing(StrEnum):
@@ -186,12 +189,12 @@ def cycles(
             raise typer.BadParameter("--amount-ratio must look like LO:HI, e.g. 0.2:3") from None
         band = (lo, hi)
     window_ms = int(window_days * DAY_MS) if window_days is not None else None
+    if out_file:
+        check_output_file(out_file, [settings.store])
     text = cycles_text(None if edges else open_store(), edges, min_hops=min_hops, max_hops=max_hops, amount_ratio=band, temporal=temporal, window_ms=window_ms)
     if edges is None:  # the store's accounts are personal data; an edge file's ids are the user's own
         text = "\n".join(shield(text.split("\n")))
     if out_file:
-        from flowgraph.core.files import atomic_write_bytes
-
         atomic_write_bytes(out_file, text.encode())
         say(f"{text.splitlines()[0]} cycles → {out_file}")
     else:

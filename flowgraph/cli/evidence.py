@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from flowgraph.cli.app import app
 from flowgraph.cli.output import (
     JsonOpt,
     RulesOpt,
     emit_json,
-    err,
     open_store,
     say,
     settings,
@@ -25,8 +23,6 @@ from flowgraph.security import access as acl
 
 class _EvidenceGroup(typer.core.TyperGroup):
     """`evidence TARGET ...` runs `evidence write TARGET ...`; `evidence verify DIR` verifies."""
-
-    default_command = "write"  # read by _command_path for access control and the audit log
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
@@ -44,7 +40,7 @@ app.add_typer(evidence_app, name="evidence")
 @evidence_app.command("write")
 def evidence_write(
     target: Annotated[str, typer.Argument(help="Alert id (or a unique prefix of 8+ characters) or loan id.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder (replaced if it exists).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder: new, empty or a previous bundle (replaced), outside the store.")],
     rules: RulesOpt = None,
     unmasked: Annotated[bool, typer.Option("--unmasked", help="Keep account and party ids in clear (recorded in the manifest; needs the 'unmasked' permission).")] = False,
     json_: JsonOpt = False,
@@ -53,10 +49,8 @@ def evidence_write(
     from flowgraph.evidence.bundle import write_evidence
 
     actor = settings.actor
-    if unmasked and actor is not None and not actor.may("unmasked"):
-        err.print(f"[red]error:[/red] access denied: user {escape(actor.user)!r} (role {actor.role}) may not write "
-                  f"--unmasked evidence (held by {', '.join(acl.roles_with('unmasked'))})")
-        raise typer.Exit(1)
+    if unmasked:
+        acl.require(actor, "unmasked", "write --unmasked evidence")
     pack = load_pack(rules)
     store = open_store()
     manifest = write_evidence(store, target, out_dir, pack=pack, unmasked=unmasked, generated_by=actor.user if actor else acl.acting_user(None))
@@ -70,13 +64,13 @@ def evidence_write(
 @evidence_app.command("verify")
 def evidence_verify(
     bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder written by `flowgraph evidence`.")],
-    rules: RulesOpt = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="The rule pack the bundle was made with (default: the shipped pack).")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Re-hash a bundle's files and re-run its trace on the store; exit 1 on any problem."""
+    """Regenerate a bundle from the snapshot it names and compare every file byte for byte; exit 1 unless verified."""
     from flowgraph.evidence.bundle import verify_evidence
 
-    pack = load_pack(rules) if rules else None
+    pack = load_pack(rules)
     store = open_store()
     res = verify_evidence(store, bundle_dir, pack)
     if want_json(json_):
@@ -86,6 +80,11 @@ def evidence_verify(
             say(f"note: {n}")
         for p in res["problems"]:
             say(f"[red]problem:[/red] {p}")
-        say(f"[green]ok[/green] {bundle_dir}: files and re-run match" if res["ok"] else f"[red]{len(res['problems'])} problem(s)[/red] in {bundle_dir}")
+        if res["ok"]:
+            say(f"[green]ok[/green] {bundle_dir}: every file regenerated from snapshot {res['snapshot_id']} is identical")
+        elif res["status"] == "unverifiable":
+            say(f"[yellow]not verified[/yellow] {bundle_dir}: see the note above")
+        else:
+            say(f"[red]{len(res['problems'])} problem(s)[/red] in {bundle_dir}")
     if not res["ok"]:
         raise typer.Exit(1)

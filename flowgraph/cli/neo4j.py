@@ -22,6 +22,7 @@ from flowgraph.cli.output import (
     want_json,
 )
 from flowgraph.store.embedded import Store
+from flowgraph.store.outputs import check_output_dir
 
 neo4j_app = typer.Typer(
     help="Neo4j 5 as a second home of the graph: init, push, export-import, status.",
@@ -98,6 +99,7 @@ def neo4j_export_import(
     from flowgraph.neo4j.store import export_import
 
     store = open_store()
+    check_output_dir(out_dir, "Neo4j export", lambda p: (p / "flowgraph_sync.csv").exists(), [store.root], option="OUT_DIR")
     as_json = want_json(json_)
     res = export_import(store, out_dir, database, None if as_json else say, command_dir)
     if as_json:

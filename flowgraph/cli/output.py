@@ -70,10 +70,7 @@ def open_store() -> Store:
 def shield(obj: Any, *ids: str) -> Any:
     """``obj`` with personal ids and attributes masked unless the acting role may see them
     (``ids``: ids typed by the user that the output repeats)."""
-    actor = settings.actor
-    if actor is None or actor.may("unmasked"):
-        return obj
-    return masking.mask_personal(obj, masking.known_ids(open_store()), ids)
+    return masking.mask_for(settings.actor, obj, open_store(), ids)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON / JSON lines).")]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -21,11 +19,12 @@ from flowgraph.cli.output import (
     parse_day,
     print_ingest,
     say,
-    settings,
     want_json,
 )
+from flowgraph.core.errors import UsageError
 from flowgraph.rules.pack import load_pack
 from flowgraph.store.embedded import Store
+from flowgraph.store.outputs import check_report_dir, is_store
 
 
 class GroupBy(StrEnum):
@@ -43,7 +42,7 @@ def report(
     from_: Annotated[str | None, typer.Option("--from", help="First disbursement day (YYYY-MM-DD).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last disbursement day (inclusive).")] = None,
     by: Annotated[GroupBy, typer.Option("--by", help="Group by period or loan attribute.")] = GroupBy.month,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Write report.csv, report.xlsx, report.html (charts inline), report.json here.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write report.csv, report.xlsx, report.html (charts inline), report.json here: a new or empty folder, or a previous report's, outside the store.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Portfolio statistics: disbursements, alerts by rule and level, loans with flow-back, returned share."""
@@ -52,6 +51,7 @@ def report(
     start, end = parse_day(from_, "--from"), parse_day(to, "--to")
     store = open_store()
     if out_dir is not None:
+        check_report_dir(out_dir, [store.root])
         written = write_report(store, out_dir, start, end, by.value)
         data = written["report"]
         if not want_json(json_):
@@ -105,9 +105,30 @@ def classify(
         say(f"run with --apply to write {changes} change(s) as source=auto records")
 
 
+def _demo_root(ctx: typer.Context) -> Path:
+    """A new store for the demo: a temp folder, or --store / FLOWGRAPH_STORE when given and
+    not an existing store or a non-empty folder (the demo never writes into real data)."""
+    root_ctx = ctx.find_root()
+    source = root_ctx.get_parameter_source("store")
+    given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    if not given:
+        return Path(tempfile.mkdtemp(prefix="flowgraph-demo-")) / "store"
+    root = Path(root_ctx.params["store"])
+    where = "--store" if source.name == "COMMANDLINE" else "FLOWGRAPH_STORE"
+    if is_store(root) or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        what = "an existing flowgraph store" if is_store(root) else "an existing file or non-empty folder"
+        raise UsageError(f"the demo builds a new store of its own, but {where} points at {what} ({root});"
+                         f" give a new folder{' or unset FLOWGRAPH_STORE' if where == 'FLOWGRAPH_STORE' else ''}")
+    return root
+
+
 @app.command()
-def demo(json_: JsonOpt = False) -> None:
-    """Ingest the bundled sample into a fresh store, index it, score it, show the top alerts."""
+def demo(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Ingest the bundled sample into a new store of its own, index it, score it, show the top alerts.
+
+    The store is a temp folder, or --store / FLOWGRAPH_STORE when they name a new or empty
+    folder; an existing store is refused (the demo never mixes its sample into real data).
+    """
     from flowgraph.core.resources import samples_dir
     from flowgraph.graph.store_index import load_or_build_index
     from flowgraph.ingest.load import ingest_paths
@@ -115,8 +136,7 @@ def demo(json_: JsonOpt = False) -> None:
     from flowgraph.rules.batch import last_data_day, score_days
 
     as_json = want_json(json_)
-    explicit = "--store" in sys.argv or "FLOWGRAPH_STORE" in os.environ
-    root = settings.store if explicit else Path(tempfile.mkdtemp(prefix="flowgraph-demo-")) / "store"
+    root = _demo_root(ctx)
     store = Store.init(root)
     sample = samples_dir()
     report = ingest_paths(store, [sample], None, None if as_json else say)

@@ -45,6 +45,11 @@ class StoreError(FlowgraphError):
     """A store that is missing, locked or damaged."""
 
 
+class AuditError(StoreError):
+    """The audit log was edited, cut or rewritten (tampering): commands stop until an admin
+    restores it or starts a new chain with ``flowgraph audit restart`` (docs/security.md)."""
+
+
 class IngestError(FlowgraphError):
     """A file that cannot be read at all (unknown table, missing required column, ...)."""
 

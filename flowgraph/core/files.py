@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""Files written safely: hashed, written aside and renamed, folders swapped whole.
+
+Every write of the store goes through these helpers, so a crash, a full disk or a
+permission error leaves either the old or the new content, never a mix.
+:func:`fault_point` marks the steps where the fault-injection tests kill the process.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -50,6 +56,7 @@ def replace_directory(tmp: Path, final: Path) -> None:
         old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
         os.rmdir(old)
         os.replace(final, old)
+        fault_point("folder-moved-aside")
     try:
         os.replace(tmp, final)
     except BaseException:
@@ -58,3 +65,23 @@ def replace_directory(tmp: Path, final: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+#: the environment variable naming a :func:`fault_point` at which the process kills itself
+FAULT_ENV = "FLOWGRAPH_FAULT_INJECT"
+
+
+def fault_point(name: str) -> None:
+    """Kill this process (SIGKILL, like ``kill -9``) when ``FLOWGRAPH_FAULT_INJECT`` names
+    this point: the crash tests run a command in a subprocess with it set, then check that
+    the store and its audit log recover. A no-op otherwise (one dict lookup).
+
+    Points: ``manifest-swapped`` (the store's manifest was just replaced),
+    ``audit-head-written`` (the audit head names a line not yet appended),
+    ``folder-moved-aside`` (:func:`replace_directory` renamed the old folder away and has not
+    put the new one in yet).
+
+    >>> fault_point("manifest-swapped")  # the variable is not set: nothing happens
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

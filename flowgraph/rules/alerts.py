@@ -1,4 +1,11 @@
-"""TODO docstring."""
+"""Alert partitions: ``<store>/alerts/date=D/alerts.parquet`` + ``_manifest.json``.
+
+A partition is written aside and swapped into place under the store's lock, so a reader
+sees the old or the new alerts of a day. When a writer is killed in the middle of the
+swap, whoever takes the lock next puts the previous partition back
+(:meth:`Store.clean_leftovers`); :func:`read_alerts` takes the lock itself when it finds
+such a gap, so it never answers "no alerts" for a day whose swap was cut.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from flowgraph.core.errors import StoreError
 from flowgraph.core.files import replace_directory
 from flowgraph.core.values import format_amount, format_ts
 from flowgraph.graph.hops import hop_json
@@ -69,17 +77,19 @@ def partition_dir(store: Store, day: date) -> Path:
 
 
 def write_partition(store: Store, day: date, alerts: pl.DataFrame, manifest: dict) -> Path:
-    """Write a date partition aside, then swap it into place."""
+    """Write a date partition aside, then swap it into place (under the store's lock, so
+    the next writer knows that leftovers it finds belong to a killed run)."""
     final = partition_dir(store, day)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    try:
-        alerts.write_parquet(tmp / "alerts.parquet", compression="zstd", statistics=True)
-        (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        replace_directory(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with store.lock():
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+        try:
+            alerts.write_parquet(tmp / "alerts.parquet", compression="zstd", statistics=True)
+            (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            replace_directory(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final
 
 
@@ -92,6 +102,15 @@ def read_alerts(
     """Alerts of one partition, or of all (latest as_of per alert when ``latest``);
     ``until`` keeps only what was known at the end of that day (partitions up to it)."""
     base = store.root / "alerts"
+    if store.interrupted_swaps(base):
+        # a partition is being replaced right now, or its writer was killed in the middle:
+        # wait for the lock (a live writer finishes its swap), which also rolls back the swap
+        # of a dead one (Store.clean_leftovers) — never answer "no alerts" for a cut swap
+        with store.lock():
+            pass
+        if cut := store.interrupted_swaps(base):
+            raise StoreError(f"{base}: alert partition(s) {', '.join(cut)} are missing (a `score` run was"
+                             " killed while replacing them) and could not be put back; see docs/security.md")
     files = [partition_dir(store, day) / "alerts.parquet"] if day else sorted(base.glob("date=*/alerts.parquet"))
     if until is not None:
         files = [f for f in files if f.parent.name[len("date="):] <= until.isoformat()]

@@ -12,8 +12,6 @@ with identical content.
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from flowgraph.rules.alerts import ALERT_SCHEMA, alert_id_of, write_partition
 from flowgraph.rules.context import Context
 from flowgraph.rules.kinds.flow_back import flow_back_alerts
 from flowgraph.rules.model import LEVELS, Rule, RulePack
+from flowgraph.security.access import current_user
 from flowgraph.store.embedded import Store
 
 
@@ -191,7 +190,7 @@ def score_days(
                 "dates": [d.isoformat() for d in days],
                 "snapshot_id": store.snapshot_id,
                 "ruleset_hash": pack.hash,
-                "user": os.environ.get("FLOWGRAPH_USER") or getpass.getuser(),
+                "user": current_user(),  # the acting (checked) user, not the OS login
                 "partitions": partitions,
                 **summary,
             },

@@ -22,7 +22,7 @@ masks the same way in every file. Transaction, loan, alert and rule ids are not 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flowgraph.store.embedded import Store
@@ -99,51 +99,105 @@ def _mask_obj(obj, mapping, pattern, key=None):
 
 
 
-# ------------------------------------------------------------------ gathering the data
-def known_ids(store: Store) -> set[str]:
-    """Account, owner and party ids of the store (what counts as a personal id)."""
-    acc = store.read("accounts", ["account_id", "owner_id"])
-    parties = store.read("parties", ["party_id"])
-    return (
-        set(acc["account_id"].drop_nulls().to_list())
-        | set(acc["owner_id"].drop_nulls().to_list())
-        | set(parties["party_id"].drop_nulls().to_list())
-    )
+# ------------------------------------------------------------------ which ids are personal
+#: values under these keys are account or party ids wherever they come from — masked even
+#: when no table of the store lists them (an external counterparty such as EXTACC-77665544)
+ID_KEYS = frozenset({
+    "account", "account_id", "src", "dst", "src_account", "dst_account", "counterparty",
+    "borrower_id", "owner_id", "party_id", "party", "party_a", "party_b", "owns",
+})
 
-
-#: values under these keys are personal data in any output
+#: values under these keys are personal data in any output, masked whole
 PERSONAL_KEYS = frozenset({"name", "id_number", "phone", "address"})
 
-
-
-# ------------------------------------------------------------------ masking
+# ids inside free text (reasons, chains, disbursement ids, cycle lines): runs of anything
+# but spaces and punctuation that cannot be part of an id; ``party:29`` also as its parts
 _CANDIDATE = re.compile(r"[^\s,;()\[\]{}\"'<>=|→—]+")
 
 
+def known_ids(store: Store) -> set[str]:
+    """Account and party ids the store's small tables name: accounts and their owners,
+    parties, both sides of relations, borrowers, disbursement and repayment accounts.
 
-def _found_ids(obj: Any, known: set[str], found: set[str], key: str | None = None) -> None:
-    from flowgraph.security.masking import KEEP_KEYS
+    Transaction endpoints that no small table lists (external counterparties) are found
+    by :func:`transaction_endpoints` when text mentions them, and under :data:`ID_KEYS`
+    always."""
+    ids: set[str] = set()
+    for table, cols in (("accounts", ["account_id", "owner_id"]), ("parties", ["party_id"]),
+                        ("relations", ["party_a", "party_b"]), ("loans", ["borrower_id"]),
+                        ("disbursements", ["account_id"]), ("repayments", ["account_id"])):
+        df = store.scan(table).select(cols).unique().collect()
+        for c in cols:
+            ids.update(df[c].drop_nulls().to_list())
+    return ids
 
+
+def transaction_endpoints(store: Store, candidates: Iterable[str]) -> set[str]:
+    """The ``candidates`` that are a transaction's source or destination account."""
+    import polars as pl
+
+    cands = sorted(set(candidates))
+    if not cands:
+        return set()
+    hit = (store.scan("transactions").select("src_account", "dst_account")
+           .filter(pl.col("src_account").is_in(cands) | pl.col("dst_account").is_in(cands)).collect())
+    return (set(hit["src_account"].to_list()) | set(hit["dst_account"].to_list())) & set(cands)
+
+
+def _walk(obj: Any, found: set[str], texts: list[str], key: str | None = None) -> None:
     if isinstance(obj, dict):
         for k, v in obj.items():
-            _found_ids(v, known, found, k)
+            _walk(v, found, texts, k)
     elif isinstance(obj, list | tuple):
         for v in obj:
-            _found_ids(v, known, found, key)
-    elif isinstance(obj, str) and key not in KEEP_KEYS:
-        if obj in known:
-            found.add(obj)
-            return
-        for tok in _CANDIDATE.findall(obj):
-            for t in (tok, tok.rstrip(".:")):
-                if t in known:
-                    found.add(t)
+            _walk(v, found, texts, key)
+    elif isinstance(obj, str) and key not in KEEP_KEYS and key not in PERSONAL_KEYS:
+        if key in ID_KEYS:
+            if obj:
+                found.add(obj)
+        else:
+            texts.append(obj)
 
+
+def _tokens(text: str) -> set[str]:
+    out = set()
+    for tok in _CANDIDATE.findall(text):
+        for t in (tok, tok.rstrip(".:"), *tok.split(":")):
+            if t:
+                out.add(t)
+    return out
+
+
+def id_mapping(
+    obj: Any, known: Iterable[str], extra: Iterable[str] = (),
+    endpoints: Callable[[set[str]], set[str]] | None = None,
+) -> dict[str, str]:
+    """Real id → mask for every account or party id in ``obj``: values under
+    :data:`ID_KEYS`, ``extra`` ids (typed by the user), and ids inside other text that
+    ``known`` lists or ``endpoints`` (a lookup of the remaining words, e.g.
+    :func:`transaction_endpoints`) confirms.
+
+    >>> id_mapping({"src": "EXTACC-77665544", "reasons": ["sent to EXTACC-77665544 and A0054"]}, {"A0054"})
+    {'A0054': 'A***4', 'EXTACC-77665544': 'EXT*********544'}
+    """
+    found: set[str] = {x for x in extra if x}
+    texts: list[str] = []
+    _walk(obj, found, texts)
+    known = known if isinstance(known, set | frozenset) else set(known)
+    words: set[str] = set()
+    for text in texts:
+        if text in known or text in found:
+            found.add(text)
+            continue
+        words |= _tokens(text)
+    found |= words & known
+    rest = words - found
+    if endpoints is not None and rest:
+        found |= endpoints(rest)
+    return mask_map(found)
 
 
 def _mask_personal_keys(obj: Any, key: str | None = None) -> Any:
-    from flowgraph.security.masking import mask_id
-
     if isinstance(obj, dict):
         return {k: _mask_personal_keys(v, k) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -153,23 +207,30 @@ def _mask_personal_keys(obj: Any, key: str | None = None) -> Any:
     return obj
 
 
-
-
-def mask_personal(obj: Any, known: Iterable[str], extra: Iterable[str] = ()) -> Any:
+def mask_personal(
+    obj: Any, known: Iterable[str], extra: Iterable[str] = (),
+    endpoints: Callable[[set[str]], set[str]] | None = None,
+) -> Any:
     """``obj`` (JSON-like) with personal ids and attributes masked.
 
-    Uses the evidence bundle's masking (:func:`flowgraph.security.masking.mask_map`): every
-    account or party id of ``known`` found in a value, or ``extra`` id given by the
-    caller, is replaced by its mask, unique within ``obj``; values under name, id_number,
-    phone and address are masked whole. Keys are left alone (ids are never keys in CLI
-    output). Transaction, loan, alert and rule ids stay in clear.
+    Every account or party id (:func:`id_mapping`) is replaced by its mask, unique within
+    ``obj``, wherever it appears (a field, a reason, a chain, a disbursement id); values
+    under name, id_number, phone and address are masked whole. Keys are left alone (ids
+    are never keys in outputs). Transaction, loan, alert and rule ids stay in clear.
 
     >>> mask_personal({"src": "A0054", "dst": "B1", "tx_id": "A0054", "name": "Wang Wei"}, {"A0054", "B1"})
     {'src': 'A***4', 'dst': '**', 'tx_id': 'A0054', 'name': 'Wa****ei'}
     """
-    from flowgraph.security.masking import apply_mask, mask_map
+    return _mask_personal_keys(apply_mask(obj, id_mapping(obj, known, extra, endpoints)))
 
-    known = set(known)
-    found: set[str] = set(x for x in extra if x)
-    _found_ids(obj, known, found)
-    return _mask_personal_keys(apply_mask(obj, mask_map(found)))
+
+def mask_for(actor: Any, obj: Any, store: Store, typed: Iterable[str] = ()) -> Any:
+    """What ``actor`` may see of ``obj``: unchanged with the ``unmasked`` permission, else
+    :func:`mask_personal` with the store's ids (``typed``: ids the user gave, which the
+    output repeats). No actor (nobody checked) means masked.
+
+    The one call for the CLI and a server: ``mask_for(actor, record, store)``.
+    """
+    if actor is not None and actor.may("unmasked"):
+        return obj
+    return mask_personal(obj, known_ids(store), typed, lambda words: transaction_endpoints(store, words))

@@ -7,10 +7,19 @@ Layout of a store folder::
     quarantine/<ingest-id>/<table>.csv
     ingests.jsonl                  one line per ingest
     index/                         the CSR index (flowgraph.graph)
+    alerts/date=D/                 alert partitions (flowgraph.rules.alerts)
+    config.json, audit.jsonl, audit.head.json   users and the audit log (flowgraph.security)
 
 Writes never touch a file the current manifest points to: new table files are written
 aside (temp name, then rename), then the manifest is replaced atomically, then files no
-manifest references are removed. A crash at any point leaves the previous snapshot.
+manifest references are removed. A crash at any point leaves the previous snapshot; what
+a killed writer leaves behind (temp files, a folder swap cut in the middle) is removed or
+rolled back by the next writer as soon as it holds the store's lock (:meth:`Store.lock`).
+
+Besides the tables the manifest records, hash-bound to nothing but kept across every
+rewrite: ``setup_completed`` (when the store got its first admin — from then on a missing
+user table is an error, never setup mode) and ``audit`` (the audit entry of the command
+that wrote this manifest: :data:`CHANGE_REF`, set by whoever runs the command).
 
 Integrity: a table file is named after, and recorded in the manifest with, the SHA-256 of
 its bytes. The first time a process reads a table file its hash is checked (then cached by
@@ -31,18 +40,33 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 from flowgraph.core.errors import StoreError
-from flowgraph.core.files import atomic_write_bytes, sha256_file
+from flowgraph.core.files import atomic_write_bytes, fault_point, sha256_file
 from flowgraph.core.schema import TABLE_NAMES, TABLES
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+_OWN_KEYS = ("format", "snapshot_id", "tables")  # what _write_manifest computes; other keys carry over
+
+#: ``{"seq": N, "hash": H}`` of the audit entry that announced the running command (set by
+#: the CLI guard or the API before a command that may change the store): every manifest
+#: written meanwhile records it, so the change points at its audit line.
+CHANGE_REF: ContextVar[dict | None] = ContextVar("flowgraph_change_ref", default=None)
+
+# what killed writers leave: temp files of atomic writes and of table files, and the two
+# halves of a folder swap (flowgraph.core.files.replace_directory)
+_TEMP_FILE = re.compile(r"^\.(manifest\.json|config\.json|ingests\.jsonl|runs\.jsonl)\..+\.tmp$")
+_SWAP_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[A-Za-z0-9_]+$")
 
 
 
@@ -103,20 +127,58 @@ class Store:
         except json.JSONDecodeError as e:
             raise StoreError(f"{self.manifest_path}: damaged manifest ({e})") from e
 
-    def _write_manifest(self, tables: dict[str, dict]) -> dict:
-        manifest = {
+    def _write_manifest(self, tables: dict[str, dict], previous: dict | None = None) -> dict:
+        """Swap in a new manifest for ``tables``, keeping ``previous``'s other fields."""
+        manifest = {k: v for k, v in (previous or {}).items() if k not in _OWN_KEYS}
+        manifest.update({
             "format": FORMAT_VERSION,
             "snapshot_id": snapshot_id_of(tables),
             "tables": {n: tables[n] for n in TABLE_NAMES if n in tables},
-        }
+        })
+        ref = CHANGE_REF.get()
+        if ref is not None:
+            manifest["audit"] = dict(ref)
         atomic_write_bytes(
             self.manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         )
+        fault_point("manifest-swapped")
         return manifest
+
+    # ---------------------------------------------------------------- setup mode
+    def setup_completed(self) -> dict | None:
+        """``{"at", "admin"}`` once the store has had an admin, else None (setup mode allowed)."""
+        if not self.manifest_path.exists():
+            return None
+        done = self.manifest().get("setup_completed")
+        return done if isinstance(done, dict) else None
+
+    def record_setup_completed(self, admin: str, now: datetime | None = None) -> None:
+        """Record, in the manifest, that the store has an admin (idempotent; under the lock).
+
+        Deleting or emptying the user table can then no longer reopen setup mode.
+        """
+        with self.lock():
+            manifest = self.manifest()
+            if isinstance(manifest.get("setup_completed"), dict):
+                return
+            at = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
+            manifest["setup_completed"] = {"at": at, "admin": admin}
+            self._write_manifest(manifest["tables"], manifest)
+
+    def touch_manifest(self) -> dict:
+        """Rewrite the manifest unchanged but for :data:`CHANGE_REF` (under the lock)."""
+        with self.lock():
+            manifest = self.manifest()
+            return self._write_manifest(manifest["tables"], manifest)
 
     @contextlib.contextmanager
     def lock(self, wait: bool = True) -> Iterator[None]:
-        """Exclusive writer lock; a second writer waits (or fails with wait=False)."""
+        """Exclusive writer lock; a second writer waits (or fails with wait=False).
+
+        Every writer of the store holds it while it writes, so whoever takes it next knows
+        that temp files and half-swapped folders found then belong to a writer that died:
+        :meth:`clean_leftovers` removes them (or rolls the swap back) first.
+        """
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.root / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -125,9 +187,54 @@ class Store:
             except BlockingIOError as e:
                 raise StoreError(f"{self.root} is being written by another process") from e
             try:
+                self.clean_leftovers()
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove what killed writers left; returns what was done. Call under :meth:`lock`.
+
+        - temp table files (``tables/<t>/.*.parquet.tmp``) and temp manifests, user tables
+          and logs (``.manifest.json.*.tmp``...);
+        - folder swaps cut in the middle (index, alert partitions): when the folder itself
+          is missing, its previous version (``.NAME.old-*``) is put back — the state before
+          the interrupted write, which that writer had not finished; then every ``.NAME.tmp-*``
+          and ``.NAME.old-*`` is removed.
+
+        >>> import tempfile
+        >>> s = Store.init(tempfile.mkdtemp())
+        >>> (s.root / "tables" / "loans").mkdir(parents=True)
+        >>> _ = (s.root / "tables" / "loans" / ".x.parquet.tmp").write_bytes(b"half")
+        >>> s.clean_leftovers()
+        ['removed tables/loans/.x.parquet.tmp']
+        """
+        done: list[str] = []
+        if not self.root.is_dir():
+            return done
+        tables = self.root / "tables"
+        temps = [p for p in tables.glob("*/.*.parquet.tmp")] if tables.is_dir() else []
+        temps += [p for p in self.root.iterdir() if _TEMP_FILE.match(p.name)]
+        for p in sorted(temps):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                done.append(f"removed {p.relative_to(self.root)}")
+        for folder in (self.root, self.root / "alerts"):
+            done += _repair_swaps(folder, self.root)
+        return done
+
+    def interrupted_swaps(self, folder: Path) -> list[str]:
+        """Names of folders in ``folder`` that are missing because a swap was cut in the
+        middle (their previous version still lies aside); readers report them instead of
+        showing nothing, the next writer puts them back."""
+        if not folder.is_dir():
+            return []
+        out = set()
+        for p in folder.iterdir():
+            m = _SWAP_DIR.match(p.name)
+            if m and m["kind"] == "old" and not (folder / m["name"]).exists():
+                out.add(m["name"])
+        return sorted(out)
 
     # ---------------------------------------------------------------- reading
     @property
@@ -234,7 +341,7 @@ class Store:
                     damaged.append(table)
                     del tables[table]
             if damaged:
-                self._write_manifest(tables)
+                self._write_manifest(tables, manifest)
         return damaged
 
     def status(self) -> dict:
@@ -275,7 +382,7 @@ class Store:
                 "sha256": digest,
                 "bytes": final.stat().st_size,
             }
-        new_manifest = self._write_manifest(tables)
+        new_manifest = self._write_manifest(tables, manifest)
         self._collect_garbage(new_manifest)
         return new_manifest
 
@@ -294,3 +401,22 @@ class Store:
         fd = os.open(self.root / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _repair_swaps(folder: Path, root: Path) -> list[str]:
+    """Put back folders whose swap was cut in the middle, then drop the swap leftovers."""
+    done: list[str] = []
+    if not folder.is_dir():
+        return done
+    leftovers = sorted(p for p in folder.iterdir() if p.is_dir() and _SWAP_DIR.match(p.name))
+    for p in leftovers:
+        m = _SWAP_DIR.match(p.name)
+        final = folder / m["name"]
+        if m["kind"] == "old" and not final.exists():
+            os.replace(p, final)
+            done.append(f"restored {final.relative_to(root)} (its replacement was interrupted)")
+    for p in leftovers:
+        if p.exists():
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed {p.relative_to(root)}")
+    return done

@@ -83,9 +83,87 @@ def test_round_trip_verifies(sample_store, bundle, alert):
     assert manifest["unmasked"] is False and manifest["generated_by"] == "pytest"
     assert manifest["target"] == {"kind": "alert", "id": alert["alert_id"], "loan_id": alert["loan_id"], "alert_ids": [alert["alert_id"]]}
     assert manifest["trace"]["options"]["self"]["max_hops"] == 5
+    assert manifest["alerts"] == {alert["alert_id"]: alert["as_of"]}
     res = verify_evidence(sample_store, bundle)
     assert res["ok"], res["problems"]
-    assert res["problems"] == [] and res["paths_checked"] == alert["path_count"]
+    assert res["status"] == "verified" and res["problems"] == [] and res["files_regenerated"] == 6
+
+
+def test_bundle_is_deterministic_byte_for_byte(sample_store, alert, bundle, tmp_path):
+    """The same inputs (and generated_at) give the same bytes in every file, XLSX and
+    GraphML included: what lets `verify` regenerate and compare."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    again = tmp_path / "again"
+    write_evidence(sample_store, alert["alert_id"], again, generated_by="pytest", generated_at=m["generated_at"])
+    for name in [*FILES, "manifest.json"]:
+        assert (again / name).read_bytes() == (bundle / name).read_bytes(), name
+    other = tmp_path / "other"
+    write_evidence(sample_store, alert["alert_id"], other, generated_by="pytest", generated_at="2030-01-01T00:00:00.000Z")
+    assert (other / "evidence.xlsx").read_bytes() != (bundle / "evidence.xlsx").read_bytes()  # the time is in it
+
+
+def _rehash(folder, name: str) -> None:
+    """What a careful forger does after editing ``name``: fix its hash and the manifest's own."""
+    import hashlib
+
+    m = json.loads((folder / "manifest.json").read_text())
+    data = (folder / name).read_bytes()
+    m["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    m["manifest_sha256"] = _manifest_hash(m)
+    (folder / "manifest.json").write_text(json.dumps(m, indent=2, ensure_ascii=False) + "\n")
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_rehashed_edit_of_any_file_is_named(bundle, sample_store, tmp_path, name):
+    """Issue #20 hole 6: an edited file whose hash was recomputed in the manifest (and the
+    manifest's own hash) still fails, because the whole bundle is regenerated."""
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    p = copy / name
+    if name == "evidence.xlsx":  # a real edit: change a cell and save the workbook again
+        import openpyxl
+
+        wb = openpyxl.load_workbook(p)
+        wb["hops"]["I2"] = 999999.99
+        wb.save(p)
+    elif name == "graph.graphml":
+        g = nx.read_graphml(p, force_multigraph=True)
+        u, v, k = next(iter(g.edges(keys=True)))
+        g.edges[u, v, k]["amount"] = "999999.99"
+        nx.write_graphml(g, p)
+    else:
+        text = p.read_text(encoding="utf-8")
+        hop = next(h for pth in json.loads((bundle / "evidence.json").read_text())["paths"] for h in pth["hops"])
+        assert hop["tx_id"] in text
+        p.write_text(text.replace(hop["tx_id"], "TX-FORGED"), encoding="utf-8")
+    _rehash(copy, name)
+    res = verify_evidence(sample_store, copy)
+    assert not res["ok"] and res["status"] == "differs"
+    assert not any("sha256" in q for q in res["problems"]), res["problems"]  # the hashes agree...
+    assert any(q.startswith(f"{name}: differs from the bundle regenerated") for q in res["problems"]), res["problems"]
+
+
+def test_other_snapshot_cannot_be_reverified_and_says_so(bundle, tmp_path):
+    """A store that moved on is not a tamper alarm: 'cannot re-verify: snapshot X is not available'."""
+    import shutil
+
+    from flowgraph.core.resources import samples_dir
+    from flowgraph.ingest.load import ingest_paths
+
+    other = Store.init(tmp_path / "other")
+    ingest_paths(other, [samples_dir() / "loans.csv"])
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    res = verify_evidence(other, copy)
+    want = json.loads((bundle / "manifest.json").read_text())["snapshot_id"]
+    assert not res["ok"] and res["status"] == "unverifiable" and res["problems"] == []
+    assert res["notes"] == [f"cannot re-verify: snapshot {want} is not available (the store holds {other.snapshot_id});"
+                            " only the file hashes were checked"]
+    (copy / "hops.csv").write_text("forged\n")  # the file hashes are still checked
+    res = verify_evidence(other, copy)
+    assert res["status"] == "differs" and any(p.startswith("hops.csv: content differs") for p in res["problems"])
 
 
 def test_evidence_json_shapes(bundle, alert):
@@ -228,20 +306,6 @@ def test_mask_rule():
     m = mask_map(["A0054", "A0104", "A0055"])
     assert len(set(m.values())) == 3 and m["A0055"] == "A***5"
 
-
-
-def test_other_snapshot_is_a_note_when_results_agree(bundle, sample_store, tmp_path):
-    import shutil
-
-    copy = tmp_path / "bundle"
-    shutil.copytree(bundle, copy)
-    m = json.loads((copy / "manifest.json").read_text())
-    m["snapshot_id"] = "0" * 32
-    m["manifest_sha256"] = _manifest_hash(m)
-    (copy / "manifest.json").write_text(json.dumps(m))
-    res = verify_evidence(sample_store, copy)
-    assert res["ok"], res["problems"]
-    assert any("snapshot" in n for n in res["notes"])
 
 
 def test_every_demo_alert_bundles_and_verifies_through_the_cli(scored_sample, tmp_path):

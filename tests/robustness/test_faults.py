@@ -278,7 +278,8 @@ def test_two_ingests_at_once_lose_nothing(tmp_path, sample_files):
     from flowgraph.security import audit
 
     res = audit.verify(s)
-    assert res["ok"] and res["lines"] == 2
+    assert res["ok"] and res["lines"] == 4  # each ingest: a `started` line, then its outcome
+    assert sorted(e["outcome"] for e in audit.show(s)) == ["ok", "ok", "started", "started"]
 
 
 def test_zz_report_fault_count(capsys):

@@ -171,9 +171,11 @@ def test_cli_records_every_outcome(tmp_path):
     assert invoke(s, "score", "--date", "not-a-date").exit_code == 2
     assert invoke(s, "users", "add", "adm", "--role", "admin").exit_code == 0
     assert invoke(s, "status", user="stranger").exit_code == 1
-    entries = audit.show(Store(s))
+    every = audit.show(Store(s))
+    entries = [e for e in every if e["outcome"] != "started"]  # announced commands: started + outcome
     got = [(e["command"], e["outcome"], e["exit_code"]) for e in entries]
     assert got[0] == ("init", "ok", 0) and got[1] == ("status", "ok", 0)
+    assert every[0]["outcome"] == "started" and every[1]["start"] == every[0]["seq"] == 1
     assert ("ingest", "failed", 1) in got
     assert ("score", "usage", 2) in got
     assert got[-1] == ("status", "denied", 1)
@@ -181,7 +183,7 @@ def test_cli_records_every_outcome(tmp_path):
     assert entries[1]["args"] == ["--store", str(s), "status", "--json"]
     assert entries[-1]["user"] == "stranger" and entries[-1]["role"] is None
     r = invoke(s, "audit", "verify", "--json", user="adm")
-    assert r.exit_code == 0 and json.loads(r.stdout)["lines"] == len(entries)
+    assert r.exit_code == 0 and json.loads(r.stdout)["lines"] == len(every)
 
 
 def test_cli_verify_fails_on_an_edit_and_names_the_line(tmp_path):
@@ -189,7 +191,7 @@ def test_cli_verify_fails_on_an_edit_and_names_the_line(tmp_path):
     for _ in range(3):
         invoke(s, "init")
     log = s / audit.LOG
-    log.write_text(log.read_text().replace('"outcome": "ok"', '"outcome": "failed"', 1))
+    log.write_text(log.read_text().replace('"outcome": "started"', '"outcome": "failed"', 1))
     r = invoke(s, "audit", "verify")
     assert r.exit_code == 1
     msg = " ".join(r.stderr.split())  # rich wraps long lines
@@ -210,7 +212,8 @@ def test_cli_show_filters(tmp_path):
     r = invoke(s, "audit", "show", "--since", "2999-01-01", "--json", user="aud")
     assert r.exit_code == 0 and r.stdout == ""
     r = invoke(s, "audit", "show", "--command", "users", "--json", user="aud")
-    assert [json.loads(x)["command"] for x in r.stdout.splitlines()] == ["users add", "users add"]
+    assert [(json.loads(x)["command"], json.loads(x)["outcome"]) for x in r.stdout.splitlines()] == [
+        ("users add", "started"), ("users add", "ok")] * 2
     assert invoke(s, "audit", "show", "--since", "yesterday", user="aud").exit_code == 2
     assert invoke(s, "audit", "show", user="adm").exit_code == 0
 
