@@ -99,7 +99,8 @@ def neo4j_export_import(
     from flowgraph.neo4j.store import export_import
 
     store = open_store()
-    check_output_dir(out_dir, "Neo4j export", lambda p: (p / "flowgraph_sync.csv").exists(), [store.root], option="OUT_DIR")
+    # the store rules here; export_import itself refuses a folder that is not an earlier export
+    check_output_dir(out_dir, "Neo4j export", lambda p: True, [store.root], option="OUT_DIR")
     as_json = want_json(json_)
     res = export_import(store, out_dir, database, None if as_json else say, command_dir)
     if as_json:

@@ -11,17 +11,19 @@ entry without ``hash``, so it covers ``prev`` and with it the whole history befo
 *n* has ``seq`` *n*. An edit changes a line's hash; a deletion, insertion or reordering
 breaks ``prev`` or ``seq``.
 
-**The head.** ``audit.head.json`` holds the seq, hash and the full text of the last entry,
-and is replaced (atomically) *before* that line is appended: it is a one-entry write-ahead
-log. Every append first compares the end of the log with the head:
+**The head.** ``audit.head.json`` holds the seq, hash and the full text of the last entry.
+It is replaced (atomically) twice per append: ``pending`` *before* the line is appended (a
+one-entry write-ahead log), ``written`` after the line is on disk. Every append first
+compares the end of the log with the head:
 
 - the log ends with the head's line: in order;
-- the head's line is missing or cut short and the line before it is the head's ``prev``:
-  an append was interrupted (crash, kill -9, full disk). The cut part is replaced by the
-  head's line — never glued to the next one — and the next entry says so (``repaired``);
-- anything else (the log shorter than the head, lines after the head, a last line that
-  does not parse or differs from the head's): **tampering**. :class:`AuditError` stops
-  the command; nothing is re-anchored. An admin restores the log or archives it and
+- the head is ``pending`` and its line is missing or cut short, the line before it being
+  the head's ``prev``: an append was interrupted (crash, kill -9, full disk). The cut
+  part is replaced by the head's line — never glued to the next one — and the next entry
+  says so (``repaired``);
+- anything else (the log shorter than a ``written`` head, lines after the head, a last
+  line that does not parse or differs from the head's): **tampering**. :class:`AuditError`
+  stops the command; nothing is re-anchored. An admin restores the log or archives it and
   starts a new chain with :func:`restart` (``flowgraph audit restart``).
 
 **Commands that change the store** are announced (:func:`begin`) by a ``started`` line
@@ -104,6 +106,7 @@ class _Head:
     seq: int
     hash: str
     line: bytes | None  # None: a head written before the head held the line
+    written: bool = True  # False: written ahead of its line, which may be missing or cut
 
 
 def _read_head(store: Store) -> _Head | None:
@@ -115,14 +118,15 @@ def _read_head(store: Store) -> _Head | None:
     try:
         h = json.loads(raw)
         line = h.get("line")
-        return _Head(int(h["seq"]), str(h["hash"]), None if line is None else str(line).encode("utf-8"))
+        return _Head(int(h["seq"]), str(h["hash"]), None if line is None else str(line).encode("utf-8"),
+                     h.get("state", "written") == "written")
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         raise AuditError(f"{path} is damaged (not the head flowgraph writes): the audit log cannot be"
                          " trusted; see docs/security.md, 'When the audit log is damaged'") from None
 
 
-def _write_head(store: Store, entry: dict, line: bytes) -> None:
-    body = {"seq": entry["seq"], "hash": entry["hash"], "line": line.decode("utf-8")}
+def _write_head(store: Store, entry: dict, line: bytes, state: str) -> None:
+    body = {"seq": entry["seq"], "hash": entry["hash"], "line": line.decode("utf-8"), "state": state}
     atomic_write_bytes(store.root / HEAD, canonical(body) + b"\n")
 
 
@@ -175,7 +179,7 @@ def _state(last: bytes | None, rest: bytes, rest_at: int, head: _Head | None) ->
     if not rest and _ends_with(last, head.seq, head.hash):
         if head.line is None or last == head.line:
             return _State(head.seq, head.hash)
-    if head.line is not None and head.line.startswith(rest):
+    if head.line is not None and not head.written and head.line.startswith(rest):
         prev = (_parse(head.line) or {}).get("prev")
         first = head.seq == 1 and last is None
         if first or _ends_with(last, head.seq - 1, prev):
@@ -225,11 +229,11 @@ def _locked(store: Store) -> Iterator[int]:
         os.close(lock)
 
 
-def _checked(store: Store, fd: int) -> _State:
+def _checked(store: Store, fd: int, repair: bool = True) -> _State:
     """The end of the log, checked against the head; a cut append completed. Under the lock."""
     last, rest, at = _tail(fd)
     st = _state(last, rest, at, _read_head(store))
-    if st.fix is not None:
+    if st.fix is not None and repair:
         os.ftruncate(fd, st.at)
         if st.fix:
             _write_all(fd, st.fix)
@@ -254,7 +258,7 @@ def _write(store: Store, fd: int, record: dict, seq: int, prev: str) -> dict:
     entry["prev"] = prev
     entry["hash"] = entry_hash(entry)
     line = _line_bytes(entry)
-    _write_head(store, entry, line)
+    _write_head(store, entry, line, "pending")
     fault_point("audit-head-written")
     size = os.fstat(fd).st_size
     try:
@@ -266,6 +270,8 @@ def _write(store: Store, fd: int, record: dict, seq: int, prev: str) -> dict:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, size)
         raise
+    # the line is down: from now on a log that does not end with it was cut by someone
+    _write_head(store, entry, line, "written")
     return entry
 
 
@@ -334,6 +340,21 @@ def _recover_dead(store: Store, fd: int, st: _State) -> _State:
     return st
 
 
+def _close_cut_start(store: Store, fd: int, st: _State) -> _State:
+    """A ``started`` line that had to be completed from the head was written by a process
+    that died (or failed on a full disk) before holding its intent, so before its command
+    ran: record that it did not run."""
+    last, _, _ = _tail(fd)
+    e = _parse(last) or {}
+    if e.get("outcome") != "started" or e.get("seq") != st.seq:
+        return st
+    record = {k: e.get(k) for k in ("user", "os_user", "role", "setup_mode", "command", "args")}
+    record.update({"outcome": "interrupted", "exit_code": None, "start": e["seq"], "snapshot_id": _snapshot(store),
+                   "recovered": "its started line was cut short (crash or full disk) before the command ran"})
+    entry = _write(store, fd, record, st.seq, st.hash)
+    return _State(entry["seq"], entry["hash"])
+
+
 def _snapshot(store: Store) -> str | None:
     try:
         return store.snapshot_id
@@ -344,7 +365,10 @@ def _snapshot(store: Store) -> str | None:
 def _append(store: Store, record: dict, hold: bool = False, release: Intent | None = None) -> tuple[dict, Intent | None]:
     with _locked(store) as fd:
         st = _checked(store, fd)
-        st2 = _recover_dead(store, fd, _State(st.seq, st.hash))
+        st2 = _State(st.seq, st.hash)
+        if st.fix is not None:
+            st2 = _close_cut_start(store, fd, st2)
+        st2 = _recover_dead(store, fd, st2)
         if st.note:
             record = {**record, "repaired": st.note}
         entry = _write(store, fd, record, st2.seq, st2.hash)
@@ -393,11 +417,12 @@ def finish(intent: Intent, record: dict) -> dict:
 
 def check(store: Store) -> None:
     """Raise :class:`AuditError` when the end of the log does not match its head (run
-    before a command, so that a tampered log stops it); completes a cut-short append."""
+    before a command, so that a tampered log stops it). A cut-short append is left for the
+    next append to complete (it says so in its entry)."""
     if not (store.root / LOG).exists() and not (store.root / HEAD).exists():
         return
     with _locked(store) as fd:
-        _checked(store, fd)
+        _checked(store, fd, repair=False)
 
 
 # ------------------------------------------------------------------ verifying

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,72 @@ def test_audit_commands_need_their_permission(tmp_path, cmd):
     invoke(s, "users", "add", "ana", "--role", "analyst", user="adm")
     r = invoke(s, *cmd, user="ana")
     assert r.exit_code == 1 and "access denied" in r.stderr
+
+
+# ------------------------------------------------------------------ head, intents, repairs
+def _begin_and_die(root: str) -> None:
+    audit.begin(Store(root), {"user": "killed", "command": "ingest", "args": []})
+    os._exit(0)  # no finish: like a process killed while its command ran
+
+
+def _append_one(root: str) -> None:
+    audit.append(Store(root), {"user": "other", "command": "status", "outcome": "ok"})
+
+
+def test_dead_intent_is_recorded_interrupted_and_a_live_one_is_not(tmp_path):
+    s = _filled(tmp_path, n=2)
+    ctx = mp.get_context("fork")
+    live = audit.begin(s, {"user": "alive", "command": "score", "args": []})  # held by this process
+    p = ctx.Process(target=_begin_and_die, args=(str(s.root),))
+    p.start()
+    p.join(60)
+    q = ctx.Process(target=_append_one, args=(str(s.root),))  # another process appends
+    q.start()
+    q.join(60)
+    assert (p.exitcode, q.exitcode) == (0, 0)
+    entries = audit.show(s)
+    dead_start = next(e for e in entries if e["user"] == "killed")
+    recovered = [e for e in entries if e["outcome"] == "interrupted"]
+    assert [(e["user"], e["start"]) for e in recovered] == [("killed", dead_start["seq"])]
+    assert audit.verify(s)["notes"] == [f"entry {live.seq}: `score` by alive started and has no outcome"
+                                        " line yet (still running, or killed: the next command records it as interrupted)"]
+    done = audit.finish(live, {"user": "alive", "command": "score", "outcome": "ok", "exit_code": 0})
+    assert done["start"] == live.seq and audit.verify(s)["notes"] == []
+    assert not any((s.root / audit.OPEN).iterdir())
+
+
+def test_a_head_written_before_the_head_held_the_line_still_works(tmp_path):
+    s = _filled(tmp_path, n=3)
+    last = json.loads(_lines(s)[-1])
+    (s.root / audit.HEAD).write_text(json.dumps({"seq": last["seq"], "hash": last["hash"]}))
+    assert audit.verify(s)["ok"]
+    audit.append(s, {"user": "u", "command": "status", "outcome": "ok"})
+    assert audit.verify(s)["ok"] and "line" in json.loads((s.root / audit.HEAD).read_text())
+
+
+def test_partial_last_line_is_a_note_only_when_it_is_the_heads_line(tmp_path):
+    s = _filled(tmp_path, n=3)
+    raw = _log(s).read_bytes()
+    last_len = len(_lines(s)[-1]) + 1
+    _log(s).write_bytes(raw[: -last_len + 10])  # the head's line, cut after 10 bytes
+    res = audit.verify(s)  # the head says the line was written: someone cut it
+    assert not res["ok"] and "cut short and is not the line the head records" in res["reason"]
+    head = json.loads((s.root / audit.HEAD).read_text())
+    (s.root / audit.HEAD).write_text(json.dumps({**head, "state": "pending"}))  # what a crash leaves
+    res = audit.verify(s)
+    assert res["ok"] and "cut short" in res["notes"][0]
+    _log(s).write_bytes(raw[:-last_len] + b'{"forged": 1')  # something else, cut
+    res = audit.verify(s)
+    assert not res["ok"] and "is not the line the head records" in res["reason"]
+    with pytest.raises(audit.AuditError):
+        audit.append(s, {"user": "u", "command": "status", "outcome": "ok"})
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_appending_never_moves_the_head_past_a_gap(tmp_path, cut):
+    s = _filled(tmp_path, n=5)
+    _write(s, _lines(s)[:-cut])
+    before = _log(s).read_bytes()
+    with pytest.raises(audit.AuditError, match="deleted from the end"):
+        audit.append(s, {"user": "u", "command": "status", "outcome": "ok"})
+    assert _log(s).read_bytes() == before
