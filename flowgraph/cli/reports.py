@@ -24,7 +24,7 @@ from flowgraph.cli.output import (
 from flowgraph.core.errors import UsageError
 from flowgraph.rules.pack import load_pack
 from flowgraph.store.embedded import Store
-from flowgraph.store.outputs import check_report_dir, is_store
+from flowgraph.store.outputs import check_output_dir, check_report_dir, is_store
 
 
 class GroupBy(StrEnum):
@@ -119,7 +119,7 @@ def _demo_root(ctx: typer.Context) -> Path:
         what = "an existing flowgraph store" if is_store(root) else "an existing file or non-empty folder"
         raise UsageError(f"the demo builds a new store of its own, but {where} points at {what} ({root});"
                          f" give a new folder{' or unset FLOWGRAPH_STORE' if where == 'FLOWGRAPH_STORE' else ''}")
-    return root
+    return check_output_dir(root, "demo store", lambda p: False, option=where)  # not inside another store
 
 
 @app.command()
