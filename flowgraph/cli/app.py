@@ -150,26 +150,18 @@ class _GuardedGroup(typer.core.TyperGroup):
         settings.actor = None
         parsed = _parse(ctx)
         command = parsed.command
-        if command is not None and not acl.needs_store(command):
-            if parsed.error is not None:
-                raise parsed.error
-            old_umask = os.umask(0o077)
-            try:
-                return _run(parsed.chain)
-            except FlowgraphError as e:
-                err.print(f"[red]error:[/red] {escape(str(e))}")
-                raise typer.Exit(e.exit_code) from None
-            finally:
-                os.umask(old_umask)
-        return self._guarded(ctx, parsed, command)
-
-    def _guarded(self, ctx, parsed: _Parsed, command: str | None):
         store = Store(ctx.params.get("store") or settings.store)
         flag = ctx.params.get("user")
         argv = ctx.meta.get("flowgraph.argv", [])
-        outcome, code, actor, intent, log_ok, ref = "ok", 0, None, None, True, None
+        # a command that reads no store data: no store user, no audit line (docs/security.md)
+        storeless = command is not None and not acl.needs_store(command)
+        outcome, code, actor, intent, log_ok, ref = "ok", 0, None, None, not storeless, None
         old_umask = os.umask(0o077)  # store files, bundles and reports hold personal data
         try:
+            if storeless:
+                if parsed.error is not None:
+                    raise parsed.error
+                return _run(parsed.chain)
             try:
                 actor = acl.resolve_actor(store, flag)
                 settings.actor = actor
