@@ -22,10 +22,13 @@ from flowgraph.security import access as acl
 from flowgraph.security import audit as audit_log
 from flowgraph.store.embedded import CHANGE_REF, Store
 
-try:  # typer vendors click (typer >= 0.2x); its usage errors are click's
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+try:  # recent typer vendors click; its usage errors are click's
+    from typer._click import exceptions as _click_errors
 except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import NoArgsIsHelpError, UsageError
+    from click import exceptions as _click_errors
+UsageError = _click_errors.UsageError
+# a bare group's help (click >= 8.2); older click prints it and exits 0 instead
+NoArgsIsHelpError = getattr(_click_errors, "NoArgsIsHelpError", type("NoArgsIsHelpError", (Exception,), {}))
 
 _SECRET_OPTS = ("password", "secret", "token")
 
