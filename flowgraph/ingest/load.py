@@ -25,10 +25,10 @@ from pathlib import Path
 import polars as pl
 
 from flowgraph.core.files import atomic_write_bytes
-from flowgraph.ingest.merge import conflict_frame, merge_table
-from flowgraph.ingest.quarantine import SOURCE, SOURCE_NO, quarantine_frame, write_quarantine
+from flowgraph.ingest.checks import run_checks
+from flowgraph.ingest.merge import conflict_frame, merge_rows
+from flowgraph.ingest.quarantine import SOURCE, SOURCE_NO, quarantine_frame, write_quarantine, write_warnings
 from flowgraph.ingest.read import (
-    _ALIASES,
     _check_header,
     _read_errors,
     expand_paths,
@@ -40,8 +40,7 @@ from flowgraph.store.embedded import Store
 INGEST_LOG = "ingests.jsonl"
 # part of every source fingerprint: bump when validation or merge rules change, so that
 # the re-ingest shortcut never reuses the outcome of different rules
-FINGERPRINT_VERSION = 1
-_ALIASES["classifications"] += ("classification", "grades")
+FINGERPRINT_VERSION = 2
 
 
 
@@ -86,24 +85,36 @@ def ingest_frames(
         bad_by_table.setdefault(table, []).append(quarantine_frame(bad_df))
     report_tables: dict[str, dict] = {}
     new_frames: dict[str, pl.DataFrame] = {}
+    inserted: dict[str, pl.DataFrame] = {}
     quarantine_files: dict[str, str] = {}
     with store.lock():
         before = store.snapshot_id
+        rows_before = {t: v["rows"] for t, v in store.status()["tables"].items()}
         for table in sorted(good_by_table):
             if progress:
                 progress(f"merging {table}")
             new = pl.concat(good_by_table[table], how="diagonal_relaxed")
             existing = store.read(table)
-            merged, conflicts, dups = merge_table(existing, new, table)
-            conflict_df = conflict_frame(conflicts, table, originals)
+            m = merge_rows(existing, new, table)
+            conflict_df = conflict_frame(m.conflicts, table, originals)
             rejected = [*bad_by_table[table], conflict_df]
             n_rejected = sum(f.height for f in rejected)
-            n_loaded = merged.height - existing.height
+            n_loaded = m.table.height - existing.height
             if n_loaded:
-                new_frames[table] = merged
+                new_frames[table] = m.table
+                inserted[table] = m.inserted
             if n_rejected:
                 quarantine_files[table] = str(write_quarantine(store, ingest_id, table, rejected))
-            report_tables[table] = {"loaded": n_loaded, "rejected": n_rejected, "duplicates": dups}
+            report_tables[table] = {"loaded": n_loaded, "rejected": n_rejected, "duplicates": m.duplicates}
+        if progress and inserted:
+            progress("checking references")
+
+        def current(table: str, columns: list[str]) -> pl.DataFrame:
+            return new_frames[table].select(columns) if table in new_frames else store.read(table, columns)
+
+        checks = run_checks(current, rows_before, inserted)
+        warned = checks.frame()
+        warnings_file = write_warnings(store, ingest_id, warned) if warned.height else None
         if new_frames:
             if progress:
                 progress(f"writing {', '.join(sorted(new_frames))}")
@@ -119,6 +130,9 @@ def ingest_frames(
             "quarantine": quarantine_files,
             "loaded": sum(t["loaded"] for t in report_tables.values()),
             "rejected": sum(t["rejected"] for t in report_tables.values()),
+            "warnings": dict(sorted(checks.counts.items())),
+            "checks_pending": sorted(set(checks.pending)),
+            "warnings_file": str(warnings_file) if warnings_file else None,
             "seconds": round(time.time() - started, 3),
         }
         _log_ingest(store, report, [s for s, _, _ in sources], fingerprint)
@@ -128,7 +142,7 @@ def ingest_frames(
 def _log_ingest(
     store: Store, report: dict, sources: list[str], fingerprint: str | Future[str] | None
 ) -> None:
-    record = {k: report[k] for k in ("ingest_id", "snapshot_id", "tables", "loaded", "rejected")}
+    record = {k: report[k] for k in ("ingest_id", "snapshot_id", "tables", "loaded", "rejected", "warnings")}
     record["sources"] = sources
     if fingerprint is not None:
         record["fingerprint"] = fingerprint if isinstance(fingerprint, str) else fingerprint.result()
@@ -200,6 +214,10 @@ def _repeat_ingest(
         "quarantine": quarantine,
         "loaded": 0,
         "rejected": sum(t["rejected"] for t in report_tables.values()),
+        # nothing is inserted, so nothing is checked (the checks look at inserted rows)
+        "warnings": {},
+        "checks_pending": [],
+        "warnings_file": None,
         "same_as": previous["ingest_id"],
     }
     _log_ingest(store, report, sources, fingerprint)
@@ -224,7 +242,7 @@ def ingest_paths(
 ) -> dict:
     """Ingest CSV/Parquet files or folders of them (see :func:`ingest_frames`)."""
     files = expand_paths(paths, table)
-    sources = [(str(f), name, read_text_frame(f)) for f, name in files]
+    sources = [(str(f), name, read_text_frame(f, name)) for f, name in files]
     # hashing a large file takes a while: do it beside the validation (hashlib releases
     # the GIL); ingest_frames waits for it only when an earlier ingest could match
     with ThreadPoolExecutor(1) as pool:

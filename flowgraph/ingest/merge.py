@@ -1,6 +1,13 @@
-"""TODO docstring."""
+"""Merge validated rows into a stored table by key: duplicates, conflicts, inserts.
+
+A row whose key is already stored is a duplicate when its content is the same and a
+conflict (quarantined with the reason) when it differs; stored rows win, and among new
+rows the first in input order wins. Only the contract columns count as content.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -104,16 +111,44 @@ def _sorted_by_key(df: pl.DataFrame, key: list[str]) -> pl.DataFrame:
 
 
 
+@dataclass(frozen=True)
+class Merged:
+    table: pl.DataFrame  # the merged table, sorted by key
+    conflicts: pl.DataFrame  # conflicting new rows with ``__why``
+    duplicates: int  # exact duplicates dropped
+    inserted: pl.DataFrame  # the new rows that were inserted: contract columns, source and row
+
+
+def upgrade(existing: pl.DataFrame, table: str) -> pl.DataFrame:
+    """A stored table written before a contract column existed, with that column added:
+    derived ids derived as ingest derives them, others null."""
+    from flowgraph.ingest.validate import derive_expr
+
+    t = TABLES[table]
+    missing = [c for c in t.columns if c.name not in existing.columns]
+    for c in missing:
+        value = derive_expr(t, c.name) if c.name in t.derived else pl.lit(None, c.dtype)
+        existing = existing.with_columns(value.alias(c.name))
+    return existing.select([*t.column_names, *[c for c in existing.columns if c not in t.column_names]]) if missing else existing
+
+
 def merge_table(
     existing: pl.DataFrame, new: pl.DataFrame, table: str
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Merge validated new rows into a table, by key.
 
     Returns (merged table sorted by key, conflicting new rows with ``__why``, number of
-    exact duplicates dropped). Rows already present win over new rows with the same key
-    and different content; among new rows the first in input order wins. Only the
-    contract columns count as content; extra columns ride along.
+    exact duplicates dropped); :func:`merge_rows` also gives the inserted rows.
     """
+    m = merge_rows(existing, new, table)
+    return m.table, m.conflicts, m.duplicates
+
+
+def merge_rows(existing: pl.DataFrame, new: pl.DataFrame, table: str) -> Merged:
+    """Merge validated new rows into a table, by key (see the module docstring); extra
+    columns ride along."""
+    if existing.height:
+        existing = upgrade(existing, table)
     key = list(TABLES[table].key)
     content = _content_columns(table)
     others = [c for c in content if c not in key]
@@ -171,6 +206,7 @@ def merge_table(
             )
             new = new.filter(pl.Series(~stored))
     extra = [c for c in new.columns if c not in content and c not in (ROW, SOURCE, SOURCE_NO)]
+    inserted = new.select([*content, *[c for c in (SOURCE, ROW) if c in new.columns]])
     inserts = new.select([*content, *extra])  # still sorted by key
     if existing.height == 0:
         merged = inserts
@@ -189,7 +225,7 @@ def merge_table(
         if conflicts
         else pl.DataFrame()
     )
-    return merged, conflict_df, dup_count
+    return Merged(merged, conflict_df, dup_count, inserted)
 
 
 

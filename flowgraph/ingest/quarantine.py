@@ -11,9 +11,6 @@ from flowgraph.ingest.validate import REASON, ROW
 from flowgraph.store.embedded import Store
 
 SOURCE = "source_file"
-
-
-
 SOURCE_NO = "__source_no"  # position of the source in the ingest, for input order
 
 
@@ -40,4 +37,11 @@ def write_quarantine(store: Store, ingest_id: str, table: str, frames: list[pl.D
     out = out.select([*[c for c in out.columns if c != REASON], pl.col(REASON).alias("reason")])
     path = store.root / "quarantine" / ingest_id / f"{table}.csv"
     atomic_write_bytes(path, out.write_csv().encode())
+    return path
+
+
+def write_warnings(store: Store, ingest_id: str, rows: pl.DataFrame) -> Path:
+    """``<store>/warnings/<ingest-id>.csv``: the rows loaded with a warning and why."""
+    path = store.root / "warnings" / f"{ingest_id}.csv"
+    atomic_write_bytes(path, rows.write_csv().encode())
     return path

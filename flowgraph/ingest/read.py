@@ -1,4 +1,22 @@
-"""TODO docstring."""
+"""Read input files as frames of text: which table a file holds, CSV and Parquet.
+
+Every value reaches validation as text, so CSV and Parquet go through the same rules
+(:mod:`flowgraph.core.values`). Parquet columns are turned into text that says exactly
+what the typed value is:
+
+- timestamps (any unit) → ISO-8601 UTC with milliseconds; a time-zone-aware one is
+  converted to UTC (08:00+08:00 is 00:00Z), a naive one is UTC; sub-millisecond digits are
+  cut towards the past, as in CSV; dates → ``YYYY-MM-DD``;
+- decimals → their digits with their scale (``1.500``), which the money rules accept when
+  the places after the second are zeros;
+- floating-point values in a money column → the value marked as floating point, which
+  the money rules refuse (a float is not an exact decimal); in other columns → text;
+- integers → their digits (an integer amount is whole units; an integer timestamp is
+  epoch milliseconds, under the usual digit-count rule).
+
+A file's table comes from its name (``transactions.csv``, ``account_2024.parquet``) or,
+when the name does not say, from its header (:func:`table_for_header`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +28,11 @@ import polars as pl
 
 from flowgraph.core.errors import IngestError
 from flowgraph.core.schema import TABLE_NAMES, TABLES
+from flowgraph.core.values import FLOAT_MARK
 
 _ALIASES = {name: (name, name.rstrip("s")) for name in TABLE_NAMES}
+_ALIASES["classifications"] += ("classification", "grades")
+_ISO_MS = "%Y-%m-%dT%H:%M:%S%.3fZ"
 
 
 
@@ -32,23 +53,68 @@ def detect_delimiter(path: Path) -> str:
 
 
 
-def read_text_frame(path: Path) -> pl.LazyFrame:
-    """A CSV or Parquet file as a lazy frame of text columns (Parquet datetimes → epoch ms)."""
+def table_for_header(names: Iterable[str]) -> tuple[str | None, list[str]]:
+    """(table, []) when exactly one table fits a header best, else (None, the tied
+    candidates). A table fits when the header has all its required columns (derived ones
+    may be absent); the best fit names the most of the table's columns.
+
+    >>> table_for_header(["tx_id", "ts", "src_account", "dst_account", "amount", "memo"])
+    ('transactions', [])
+    >>> table_for_header(["loan_id", "account_id", "amount", "ts"])
+    (None, ['disbursements', 'repayments'])
+    >>> table_for_header(["disbursement_id", "loan_id", "account_id", "amount", "ts"])
+    ('disbursements', [])
+    """
+    have = {n.strip().lower() for n in names}
+    fits = []
+    for name, t in TABLES.items():
+        need = {c.name for c in t.required_columns if c.name not in t.derived}
+        if need <= have:
+            fits.append((len(have & set(t.column_names)), name))
+    if not fits:
+        return None, []
+    best = max(n for n, _ in fits)
+    top = sorted(name for n, name in fits if n == best)
+    return (top[0], []) if len(top) == 1 else (None, top)
+
+
+def header_names(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file (empty when it cannot be read)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pl.scan_parquet(path).collect_schema().names()
+        if path.suffix.lower() in (".csv", ".txt", ".psv", ".tsv", ""):
+            sep = "\t" if path.suffix.lower() == ".tsv" else detect_delimiter(path)
+            return pl.scan_csv(path, separator=sep, infer_schema=False, n_rows=0).collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
+        return []
+    return []
+
+
+def _parquet_text(name: str, dtype: pl.DataType, money: bool) -> pl.Expr:
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone:
+            col = col.dt.convert_time_zone("UTC")
+        # cut to whole milliseconds towards the past (also before 1970), as the text rules do
+        return col.dt.cast_time_unit("us").dt.truncate("1ms").dt.strftime(_ISO_MS).alias(name)
+    if isinstance(dtype, pl.Date):
+        return col.dt.strftime("%Y-%m-%d").alias(name)
+    if money and dtype in (pl.Float32, pl.Float64):
+        return (col.cast(pl.Utf8) + pl.lit(FLOAT_MARK)).alias(name)
+    return col.cast(pl.Utf8).alias(name)
+
+
+def read_text_frame(path: Path, table: str | None = None) -> pl.LazyFrame:
+    """A CSV or Parquet file as a lazy frame of text columns (see the module docstring for
+    Parquet's typed columns; ``table`` tells which columns hold money)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         lf = pl.scan_parquet(path)
         with _read_errors(str(path), "Parquet"):
             schema = lf.collect_schema()
-        casts = []
-        for name, dtype in schema.items():
-            if isinstance(dtype, pl.Datetime):
-                expr = pl.col(name).dt.replace_time_zone(None) if dtype.time_zone else pl.col(name)
-                casts.append(expr.dt.epoch("ms").cast(pl.Utf8).alias(name))
-            elif isinstance(dtype, pl.Date):
-                casts.append(pl.col(name).cast(pl.Datetime("ms")).dt.epoch("ms").cast(pl.Utf8))
-            else:
-                casts.append(pl.col(name).cast(pl.Utf8))
-        return lf.select(casts)
+        money = {c.name for c in TABLES[table].columns if c.kind == "money"} if table in TABLES else set()
+        return lf.select([_parquet_text(n, d, n in money) for n, d in schema.items()])
     if suffix in (".csv", ".txt", ".psv", ".tsv") or suffix == "":
         sep = "\t" if suffix == ".tsv" else detect_delimiter(path)
         return pl.scan_csv(path, separator=sep, infer_schema=False, encoding="utf8")
@@ -105,11 +171,15 @@ def expand_paths(paths: Iterable[Path], table: str | None) -> list[tuple[Path, s
             if f.name.startswith("."):
                 continue
             name = table or table_for_file(f)
+            tied: list[str] = []
             if name is None:
-                if p.is_dir():
+                name, tied = table_for_header(header_names(f))
+            if name is None:
+                if p.is_dir() and not tied:
                     continue
+                because = f"its header fits {' and '.join(tied)} equally" if tied else "neither its name nor its header says"
                 raise IngestError(
-                    f"{f}: cannot tell which table this file holds; name it after a table "
+                    f"{f}: cannot tell which table this file holds ({because}); name it after a table "
                     f"({', '.join(TABLE_NAMES)}) or pass --table"
                 )
             if name not in TABLES:

@@ -35,77 +35,134 @@ import pyarrow as pa
 from numba import njit
 
 from flowgraph.core.schema import TABLES, Column, Table
-from flowgraph.core.values import DAY_MS
+from flowgraph.core.values import (
+    AMOUNT_WHOLE_DIGITS,
+    DAY_MS,
+    EPOCH_MS_DIGITS,
+    FLOAT_MARK,
+    FLOAT_RE,
+    MAX_OFFSET_MIN,
+    TS_MAX,
+    TS_MIN,
+)
 
 ROW = "__row"  # 1-based data row number (the header is not counted)
 REASON = "__reason"  # internal; quarantine files call it "reason"
 FLAG = "__flag"  # internal: the fast pass could not vouch for this row
 
-_TS_PARTS = (
-    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2})?(?:\.(\d{1,9}))?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?$"
+_ISO = (
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}:[0-9]{2})(:[0-9]{2})?(?:\.([0-9]{1,9}))?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?$"
 )
 
 
 # ------------------------------------------------------------------ full parser
+# The exact rules are those of flowgraph.core.values (parse_amount, parse_ts,
+# parse_float); these expressions apply them to whole columns, and a property test
+# keeps the two equal.
 def _blank(s: pl.Expr) -> pl.Expr:
     return s.is_null() | (s.str.strip_chars() == "")
 
 
+def _norm(s: pl.Expr) -> pl.Expr:
+    """NFKC (full-width digits → ASCII), then surrounding white space cut."""
+    return s.str.normalize("NFKC").str.strip_chars()
+
+
 def money_expr(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(minor units, error) for a decimal text column; error is null when fine."""
-    t = s.str.strip_chars()
-    shape_ok = t.str.contains(r"^-?\d+(\.\d+)?$")
-    whole = t.str.extract(r"^-?(\d+)", 1)
-    frac = t.str.extract(r"\.(\d+)$", 1).fill_null("")
-    value = whole.cast(pl.Int64, strict=False) * 100 + frac.str.pad_end(2, "0").str.slice(
-        0, 2
-    ).cast(pl.Int64, strict=False)
+    t = _norm(s)
+    shape_ok = t.str.contains(r"^-?[0-9]+(\.[0-9]+)?$")
+    whole = t.str.extract(r"^-?([0-9]+)", 1).str.strip_chars_start("0")
+    frac = t.str.extract(r"\.([0-9]+)$", 1).fill_null("")
+    whole_v = pl.when(whole == "").then(0).otherwise(whole.cast(pl.Int64, strict=False))
+    value = whole_v * 100 + frac.str.pad_end(2, "0").str.slice(0, 2).cast(pl.Int64, strict=False)
     error = (
-        pl.when(~shape_ok)
+        pl.when(t.str.ends_with(FLOAT_MARK.strip()))
+        .then(pl.format("floating-point value '{}' in a money column (not an exact decimal)", t))
+        .when(~shape_ok)
         .then(pl.format("unparsable number '{}'", t))
         .when(t.str.starts_with("-"))
         .then(pl.format("negative amount '{}'", t))
-        .when(frac.str.len_chars() > 2)
+        .when(frac.str.slice(2).str.contains("[1-9]"))
         .then(pl.format("more than 2 decimals '{}'", t))
-        .when(whole.str.len_chars() > 16)
-        .then(pl.format("amount too large '{}'", t))
+        .when(whole.str.len_chars() > AMOUNT_WHOLE_DIGITS)
+        .then(pl.format("amount too large '{}' (at most 9999999999999999.99)", t))
     )
     return value, error
 
 
 def ts_expr(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(UTC ms, error) for ISO-8601 (naive = UTC) or epoch-millisecond text."""
-    t = s.str.strip_chars()
-    g = t.str.extract_groups(_TS_PARTS)
+    """(UTC ms, error) for ISO-8601 (naive = UTC), ``YYYYMMDD`` or epoch-millisecond text."""
+    t = _norm(s)
+    g = t.str.extract_groups(_ISO)
     date, hm, sec, frac, off = (g.struct.field(str(i)) for i in range(1, 6))
     naive = pl.concat_str(
         [date, pl.lit(" "), hm.fill_null("00:00"), sec.fill_null(":00")]
     ).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="ms")
     frac_ms = frac.str.pad_end(3, "0").str.slice(0, 3).cast(pl.Int64, strict=False).fill_null(0)
     off_digits = off.str.replace(":", "", literal=True)
-    off_min = (
-        off_digits.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
-        + off_digits.str.slice(3, 2).cast(pl.Int64, strict=False)
-    )
+    off_h = off_digits.str.slice(1, 2).cast(pl.Int64, strict=False)
+    off_m = off_digits.str.slice(3, 2).cast(pl.Int64, strict=False)
+    off_min = off_h * 60 + off_m
+    has_off = off.is_not_null() & (off != "Z")
+    bad_off = has_off & ((off_m > 59) | (off_min > MAX_OFFSET_MIN))
     off_ms = (
-        pl.when(off.is_null() | (off == "Z"))
+        pl.when(~has_off)
         .then(0)
         .when(off.str.starts_with("-"))
         .then(-off_min * 60_000)
         .otherwise(off_min * 60_000)
     )
     iso_ms = naive.dt.epoch("ms") + frac_ms - off_ms
-    is_epoch = t.str.contains(r"^\d{1,15}$")
-    value = pl.when(is_epoch).then(t.cast(pl.Int64, strict=False)).otherwise(iso_ms)
-    error = pl.when(value.is_null()).then(pl.format("unparsable timestamp '{}'", t))
+    digits = t.str.contains(r"^[0-9]+$")
+    n = t.str.len_bytes()
+    compact = digits & (n == 8)
+    compact_ms = t.str.to_date("%Y%m%d", strict=False).cast(pl.Datetime("ms")).dt.epoch("ms")
+    epoch = digits & (n >= EPOCH_MS_DIGITS[0]) & (n <= EPOCH_MS_DIGITS[1])
+    value = (
+        pl.when(compact)
+        .then(compact_ms)
+        .when(epoch)
+        .then(t.cast(pl.Int64, strict=False))
+        .when(digits | bad_off)
+        .then(None)
+        .otherwise(iso_ms)
+    )
+    error = (
+        pl.when(compact & value.is_null())
+        .then(pl.format("'{}' is not a date YYYYMMDD", t))
+        .when(digits & ~compact & ~epoch)
+        .then(
+            pl.format(
+                "'{}' has {} digits: epoch milliseconds have 11 to 13 (epoch seconds are not read);"
+                " write ISO-8601", t, n,
+            )
+        )
+        .when(bad_off)
+        .then(pl.format("UTC offset '{}' outside ±14:00 in '{}'", off, t))
+        .when(value.is_null())
+        .then(pl.format("unparsable timestamp '{}'", t))
+        .when((value < TS_MIN) | (value >= TS_MAX))
+        .then(pl.format("timestamp '{}' outside 1900-01-01 … 2199-12-31", t))
+    )
     return value, error
 
 
-def float_expr(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    t = s.str.strip_chars()
+def float_expr(s: pl.Expr, bounds: tuple[float, float] | None = None) -> tuple[pl.Expr, pl.Expr]:
+    """(value, error) for a finite decimal number within ``bounds``."""
+    t = _norm(s)
+    shape_ok = t.str.contains(FLOAT_RE.pattern)
     value = t.cast(pl.Float64, strict=False)
-    return value, pl.when(value.is_null()).then(pl.format("unparsable number '{}'", t))
+    error = pl.when(~shape_ok | value.is_null() | value.is_infinite() | value.is_nan()).then(
+        pl.format("not a finite decimal number '{}'", t)
+    )
+    if bounds is not None:
+        lo, hi = bounds
+        error = error.when((value < lo) | (value > hi)).then(
+            pl.format("'{}' outside [{}, {}]", t, pl.lit(f"{lo:g}"), pl.lit(f"{hi:g}"))
+        )
+    return value, error
 
 
 def column_expr(col: Column, present: bool) -> tuple[pl.Expr, pl.Expr]:
@@ -121,7 +178,7 @@ def column_expr(col: Column, present: bool) -> tuple[pl.Expr, pl.Expr]:
     elif col.kind == "ts":
         value, err = ts_expr(s)
     elif col.kind == "float":
-        value, err = float_expr(s)
+        value, err = float_expr(s, col.bounds)
     else:
         value, err = _text_expr(col, s)
     missing = pl.lit("missing required value") if col.required else pl.lit(None, pl.Utf8)
@@ -142,7 +199,7 @@ def _text_expr(col: Column, s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 
 def derive_expr(table: Table, name: str) -> pl.Expr:
-    """Expression that derives a missing column (disbursement_id = loan_id:account_id:ts)."""
+    """Expression for the first event of its kind: ``loan_id:account_id:ts`` (ts in UTC ms)."""
     parts = table.derived[name]
     pieces: list[pl.Expr] = []
     for i, p in enumerate(parts):
@@ -150,6 +207,38 @@ def derive_expr(table: Table, name: str) -> pl.Expr:
             pieces.append(pl.lit(":"))
         pieces.append(pl.col(p).cast(pl.Utf8))
     return pl.concat_str(pieces)
+
+
+def derive_ids(good: pl.DataFrame, table: Table, present: bool) -> pl.DataFrame:
+    """Fill the derived id column (see :data:`flowgraph.core.schema.EVENT_KEYS`).
+
+    Rows of one file (``good``) without an id that share loan, account and time are
+    separate events: the first keeps ``loan_id:account_id:ts``, the others get ``#2``,
+    ``#3``, ... in the order of their remaining content (then their row), so the ids do
+    not depend on the order of the rows in the file and a re-ingest gives the same ids.
+
+    >>> from flowgraph.core.schema import TABLES
+    >>> df = pl.DataFrame({"repayment_id": [None, None, "R9"], "loan_id": ["L", "L", "L"],
+    ...     "account_id": ["A", "A", "A"], "amount": [100, 100, 5], "ts": [7, 7, 7], "__row": [1, 2, 3]})
+    >>> sorted(derive_ids(df, TABLES["repayments"], True)["repayment_id"].to_list())
+    ['L:A:7', 'L:A:7#2', 'R9']
+    """
+    for name, parts in table.derived.items():
+        missing = pl.col(name).is_null() if present else pl.lit(True)
+        need = good.filter(missing) if present else good
+        if need.height == 0:
+            if not present:
+                good = good.with_columns(pl.lit(None, pl.Utf8).alias(name))
+            continue
+        others = [c for c in table.column_names if c != name and c not in parts]
+        order = [*parts, *others, ROW]
+        nth = pl.int_range(1, pl.len() + 1).over(list(parts), order_by=order)
+        derived = derive_expr(table, name)
+        filled = need.with_columns(
+            pl.when(nth > 1).then(pl.format("{}#{}", derived, nth)).otherwise(derived).alias(name)
+        )
+        good = pl.concat([good.filter(~missing), filled], how="vertical_relaxed") if present else filled
+    return good
 
 
 def _typed_and_errors(table: Table, names: list[str]) -> tuple[list[pl.Expr], list[pl.Expr]]:
@@ -199,10 +288,13 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _parse_ts_kernel(
-    offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, out: np.ndarray, ok: np.ndarray
+    offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, out: np.ndarray, ok: np.ndarray,
+    ts_max: int = TS_MAX,
 ) -> None:
-    """Epoch ms (1-15 digits), ``YYYY-MM-DD`` or ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}]``,
-    optionally ending in ``Z``, to UTC ms; ``ok[i]`` False for anything else."""
+    """Epoch ms (11-13 digits, before 2200), ``YYYY-MM-DD`` or
+    ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}]`` of the years 1900-2199, optionally ending in
+    ``Z``, to UTC ms; ``ok[i]`` False for anything else (compact dates, offsets, other
+    digit counts and ranges are the full parser's)."""
     for i in range(out.shape[0]):
         ok[i] = False
         out[i] = 0
@@ -213,18 +305,19 @@ def _parse_ts_kernel(
         n = end - a
         if n == 0:
             continue
-        if n <= 15:
+        if n >= 11 and n <= 13:
             v = _digits(data, a, n)
             if v >= 0:
-                out[i] = v
-                ok[i] = True
+                if v < ts_max:
+                    out[i] = v
+                    ok[i] = True
                 continue
         if n < 10 or data[a + 4] != 45 or data[a + 7] != 45:  # '-'
             continue
         y = _digits(data, a, 4)
         mo = _digits(data, a + 5, 2)
         d = _digits(data, a + 8, 2)
-        if y < 1 or mo < 1 or mo > 12 or d < 1:
+        if y < 1900 or y > 2199 or mo < 1 or mo > 12 or d < 1:
             continue
         dim = 31
         if mo == 2:
@@ -450,8 +543,6 @@ def validate(
         good = pl.concat([good, good_slow])
     else:
         bad = raw.select(names).clear().collect().with_columns(pl.lit(None, pl.Utf8).alias(REASON))
-    for name in t.derived:
-        derived = derive_expr(t, name)
-        expr = pl.coalesce(pl.col(name), derived) if name in names else derived
-        good = good.with_columns(expr.alias(name))
+    if t.derived:
+        good = derive_ids(good, t, any(n in names for n in t.derived))
     return good.select([*t.column_names, *extras, ROW]), bad
