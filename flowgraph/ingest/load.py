@@ -27,7 +27,13 @@ import polars as pl
 from flowgraph.core.files import atomic_write_bytes
 from flowgraph.ingest.checks import run_checks
 from flowgraph.ingest.merge import conflict_frame, merge_rows
-from flowgraph.ingest.quarantine import SOURCE, SOURCE_NO, quarantine_frame, write_quarantine, write_warnings
+from flowgraph.ingest.quarantine import (
+    SOURCE,
+    SOURCE_NO,
+    quarantine_frame,
+    write_quarantine,
+    write_warnings,
+)
 from flowgraph.ingest.read import (
     _check_header,
     _read_errors,
