@@ -178,28 +178,28 @@ TABLES: dict[str, Table] = {
         Table(
             "disbursements",
             (
-                _c("disbursement_id", doc="derived when absent: loan_id:account_id:ts, then #2, #3, ... for"
-                   " further rows of one file with the same three values"),
+                _c("disbursement_id", doc="derived when absent: loan_id:account_id:ts:amount, then #2, #3, ..."
+                   " for further identical rows of one file"),
                 _c("loan_id", required=True),
                 _c("account_id", required=True),
                 _c("amount", "money", True),
                 _c("ts", "ts", True),
             ),
             key=("disbursement_id",),
-            derived={"disbursement_id": ("loan_id", "account_id", "ts")},
+            derived={"disbursement_id": ("loan_id", "account_id", "ts", "amount")},
         ),
         Table(
             "repayments",
             (
-                _c("repayment_id", doc="derived when absent: loan_id:account_id:ts, then #2, #3, ... for"
-                   " further rows of one file with the same three values"),
+                _c("repayment_id", doc="derived when absent: loan_id:account_id:ts:amount, then #2, #3, ..."
+                   " for further identical rows of one file"),
                 _c("loan_id", required=True),
                 _c("account_id", required=True),
                 _c("amount", "money", True),
                 _c("ts", "ts", True),
             ),
             key=("repayment_id",),
-            derived={"repayment_id": ("loan_id", "account_id", "ts")},
+            derived={"repayment_id": ("loan_id", "account_id", "ts", "amount")},
         ),
         Table(
             "classifications",
@@ -294,13 +294,15 @@ CHECKS: dict[str, tuple[str, str]] = {
 }
 
 #: What makes a row of each table one thing: the key. Events without an id of their own
-#: (disbursements, repayments) get a derived id from loan, account and time, numbered
-#: #2, #3, ... for further rows of one file with the same three values, so that two real
-#: events in the same millisecond are both kept. The numbering follows the rows' content,
-#: not their order in the file, so re-ingesting the same file (or a re-ordered copy)
-#: changes nothing, and the same row in two files is one event.
+#: (disbursements, repayments) get one derived from their whole content
+#: (loan_id:account_id:ts:amount), numbered #2, #3, ... for further identical rows of one
+#: file: two real repayments of 100.00 in the same millisecond are both kept; re-ingesting
+#: the same file (or a re-ordered copy) changes nothing; a row added later never renumbers
+#: the others; the same row in two files is one event. Without an id a changed amount is
+#: another event — give explicit ids to make a correction a conflict instead.
 EVENT_KEYS: dict[str, str] = {
-    name: " + ".join(t.key) + (" (derived: " + ", ".join(f"{k} from {'/'.join(v)} + occurrence" for k, v in t.derived.items()) + ")" if t.derived else "")
+    name: " + ".join(t.key)
+    + (" (derived when absent: " + ", ".join(f"{k} = {':'.join(v)}[#n]" for k, v in t.derived.items()) + ")" if t.derived else "")
     for name, t in TABLES.items()
 }
 

@@ -199,29 +199,35 @@ def _text_expr(col: Column, s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 
 def derive_expr(table: Table, name: str) -> pl.Expr:
-    """Expression for the first event of its kind: ``loan_id:account_id:ts`` (ts in UTC ms)."""
-    parts = table.derived[name]
+    """The derived id of an event from its content: ``loan_id:account_id:ts:amount``
+    (ts in UTC ms, the amount as a decimal), e.g. ``L1:A7:1714557600000:100.00``."""
     pieces: list[pl.Expr] = []
-    for i, p in enumerate(parts):
+    for i, p in enumerate(table.derived[name]):
         if i:
             pieces.append(pl.lit(":"))
-        pieces.append(pl.col(p).cast(pl.Utf8))
+        col = table.column(p)
+        if col.kind == "money":
+            minor = pl.col(p)
+            pieces.append(pl.format("{}.{}", minor // 100, (minor % 100).cast(pl.Utf8).str.pad_start(2, "0")))
+        else:
+            pieces.append(pl.col(p).cast(pl.Utf8))
     return pl.concat_str(pieces)
 
 
 def derive_ids(good: pl.DataFrame, table: Table, present: bool) -> pl.DataFrame:
     """Fill the derived id column (see :data:`flowgraph.core.schema.EVENT_KEYS`).
 
-    Rows of one file (``good``) without an id that share loan, account and time are
-    separate events: the first keeps ``loan_id:account_id:ts``, the others get ``#2``,
-    ``#3``, ... in the order of their remaining content (then their row), so the ids do
-    not depend on the order of the rows in the file and a re-ingest gives the same ids.
+    The id is the row's content (:func:`derive_expr`); rows of one file (``good``) with
+    the same content are separate events, numbered ``#2``, ``#3``, ... So two repayments
+    of the same amount in the same millisecond are both kept, a re-ingest (or a re-ordered
+    copy) gives the same ids, a row added later never renumbers the others, and the same
+    row in two files is one event.
 
     >>> from flowgraph.core.schema import TABLES
-    >>> df = pl.DataFrame({"repayment_id": [None, None, "R9"], "loan_id": ["L", "L", "L"],
-    ...     "account_id": ["A", "A", "A"], "amount": [100, 100, 5], "ts": [7, 7, 7], "__row": [1, 2, 3]})
+    >>> df = pl.DataFrame({"repayment_id": [None, None, None, "R9"], "loan_id": ["L"] * 4,
+    ...     "account_id": ["A"] * 4, "amount": [100, 100, 250, 5], "ts": [7] * 4, "__row": [1, 2, 3, 4]})
     >>> sorted(derive_ids(df, TABLES["repayments"], True)["repayment_id"].to_list())
-    ['L:A:7', 'L:A:7#2', 'R9']
+    ['L:A:7:1.00', 'L:A:7:1.00#2', 'L:A:7:2.50', 'R9']
     """
     for name, parts in table.derived.items():
         missing = pl.col(name).is_null() if present else pl.lit(True)
@@ -230,9 +236,7 @@ def derive_ids(good: pl.DataFrame, table: Table, present: bool) -> pl.DataFrame:
             if not present:
                 good = good.with_columns(pl.lit(None, pl.Utf8).alias(name))
             continue
-        others = [c for c in table.column_names if c != name and c not in parts]
-        order = [*parts, *others, ROW]
-        nth = pl.int_range(1, pl.len() + 1).over(list(parts), order_by=order)
+        nth = pl.int_range(1, pl.len() + 1).over(list(parts), order_by=ROW)
         derived = derive_expr(table, name)
         filled = need.with_columns(
             pl.when(nth > 1).then(pl.format("{}#{}", derived, nth)).otherwise(derived).alias(name)
