@@ -80,7 +80,8 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
 
 REFERENCE = """
 import ast, pickle, sys, time
-from flowgraph.engine.cycles import read_edge_list, simple_cycles_reference
+from flowgraph.engine.cycles import read_edge_list
+from flowgraph.engine.cycles_reference import simple_cycles_reference
 edges = read_edge_list(sys.argv[1])
 kw = ast.literal_eval(sys.argv[2])
 src, dst, _ = edges.to_dense()

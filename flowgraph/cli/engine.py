@@ -174,10 +174,16 @@ def cycles(
     amount_ratio: Annotated[str | None, typer.Option(help="LO:HI band for consecutive amounts y/x, e.g. 0.2:3.")] = None,
     temporal: Annotated[bool, typer.Option(help="Only cycles whose transfers increase in time.")] = False,
     window_days: Annotated[float | None, typer.Option(min=0, help="With --temporal: max span of a cycle.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="List at most this many cycles, shortest first (0: all).")] = 1000,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the result here instead of stdout.")] = None,
+    json_: JsonOpt = False,
 ) -> None:
-    """Simple transfer cycles, in the CodeCraft result layout (count, then one cycle per line)."""
-    from flowgraph.investigate.cycles import cycles_text
+    """Simple transfer cycles, shortest first, in the CodeCraft result layout (count, then one
+    cycle per line), or JSON lines with --json: one {"length", "accounts"} per cycle, then
+    {"count", "truncated", "limit"}. At most --limit cycles (default 1000) are listed;
+    "truncated" says when more exist.
+    """
+    from flowgraph.investigate.cycles import cycles_text, list_cycles
 
     if window_days is not None and not temporal:
         raise typer.BadParameter("--window-days needs --temporal")
@@ -191,11 +197,23 @@ def cycles(
     window_ms = int(window_days * DAY_MS) if window_days is not None else None
     if out_file:
         check_output_file(out_file, [settings.store])
-    text = cycles_text(None if edges else open_store(), edges, min_hops=min_hops, max_hops=max_hops, amount_ratio=band, temporal=temporal, window_ms=window_ms)
+    result = list_cycles(None if edges else open_store(), edges, limit, min_hops=min_hops, max_hops=max_hops,
+                         amount_ratio=band, temporal=temporal, window_ms=window_ms)
     if edges is None:  # the store's accounts are personal data; an edge file's ids are the user's own
-        text = "\n".join(shield(text.split("\n")))
+        result["cycles"] = shield(result["cycles"])
+    if want_json(json_):
+        import json
+
+        lines = [json.dumps({"length": len(c), "accounts": c}, ensure_ascii=False) for c in result["cycles"]]
+        summary = {k: result[k] for k in ("count", "truncated", "limit")}
+        text = "\n".join([*lines, json.dumps(summary)]) + "\n"
+    else:
+        text = cycles_text(result)
+    note = f"; more exist (--limit {limit} reached; --limit 0 lists all)" if result["truncated"] else ""
     if out_file:
         atomic_write_bytes(out_file, text.encode())
-        say(f"{text.splitlines()[0]} cycles → {out_file}")
+        say(f"{result['count']} cycles → {out_file}{note}")
     else:
         sys.stdout.write(text)
+        if note and not want_json(json_):
+            say(f"{result['count']} cycles listed{note}")

@@ -39,7 +39,8 @@ def account(
         return
     owner = data["owner"] or {}
     out.print(f"[bold]{data['account_id']}[/bold]  owner {owner.get('party_id', '?')} {owner.get('name') or ''}  "
-              f"in {data['totals']['inflow']}  out {data['totals']['outflow']}  ({data['totals']['transactions']} transactions)")
+              f"in {data['totals']['inflow']} (of which disbursed {data['totals']['disbursed']})  out {data['totals']['outflow']}"
+              f"  ({data['totals']['transactions']} transactions, {data['totals']['disbursements']} disbursements)")
     for p in data["linked_parties"]:
         out.print(f"  linked: {p['chain']}")
     emit_rows(data["by_day"], False, title="by day")

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +45,9 @@ __all__ = [
     "EdgeList",
     "read_edge_list",
     "find_cycles",
+    "find_cycles_capped",
     "find_cycles_in_edge_list",
     "cycles_to_text",
-    "simple_cycles_reference",
 ]
 
 _INT_RE = re.compile(r"^-?\d+$")
@@ -530,6 +529,118 @@ def find_cycles(
     >>> find_cycles([0, 1, 2], [1, 2, 0], ts=[30, 10, 20], temporal=True, window_ms=10)
     []
     """
+    g = _prepare(src, dst, amount, ts, min_hops, max_hops, amount_ratio, window_ms, temporal)
+    if g is None:
+        return []
+    flat, lengths = g.run(g.candidates, min_hops, max_hops, n_threads)
+    return _sort_cycles(flat, lengths)
+
+
+def find_cycles_capped(
+    src,
+    dst,
+    amount=None,
+    ts=None,
+    *,
+    limit: int,
+    min_hops: int = 3,
+    max_hops: int = 7,
+    amount_ratio: tuple[float, float] | None = None,
+    window_ms: int | None = None,
+    temporal: bool = False,
+    n_threads: int | None = None,
+) -> tuple[list[tuple[int, ...]], bool]:
+    """The first ``limit`` cycles of :func:`find_cycles`'s answer, and whether more exist.
+
+    Same parameters and order as :func:`find_cycles`; the search stops as soon as
+    ``limit + 1`` cycles are known, so a capped call on a graph with millions of cycles
+    returns in the time it takes to find the first few.
+
+    Notes
+    -----
+    Cycles are ordered by (length, ids) and each starts at its smallest id, the vertex it
+    is searched from. So the search goes length by length, and within a length through
+    the start vertices in increasing order, in batches (doubling, 64 to 65 536 starts, run
+    on the threads); after each batch every cycle from the starts so far is known, and
+    once more than ``limit`` are, their sorted prefix is the exact answer, the same on
+    any number of threads. Searching each length separately repeats the shorter paths: at
+    most ``max_hops - min_hops + 1`` times the work of :func:`find_cycles` when the cap is
+    never reached.
+
+    Examples
+    --------
+    >>> src, dst = [0, 1, 2, 2, 3, 1, 4], [1, 2, 0, 3, 0, 4, 0]
+    >>> find_cycles(src, dst)
+    [(0, 1, 2), (0, 1, 4), (0, 1, 2, 3)]
+    >>> find_cycles_capped(src, dst, limit=2)
+    ([(0, 1, 2), (0, 1, 4)], True)
+    >>> find_cycles_capped(src, dst, limit=3)
+    ([(0, 1, 2), (0, 1, 4), (0, 1, 2, 3)], False)
+    """
+    if limit < 0:
+        raise InvalidValue(f"limit must be >= 0, got {limit}")
+    g = _prepare(src, dst, amount, ts, min_hops, max_hops, amount_ratio, window_ms, temporal)
+    if g is None:
+        return [], False
+    out: list[tuple[int, ...]] = []
+    for length in range(min_hops, max_hops + 1):
+        found: list[tuple[int, ...]] = []
+        at, batch = 0, 64
+        while at < g.candidates.size:
+            flat, lengths = g.run(g.candidates[at : at + batch], length, length, n_threads)
+            found.extend(_sort_cycles(flat, lengths))  # starts increase batch by batch: stays sorted
+            at += batch
+            batch = min(batch * 2, 65_536)
+            if len(out) + len(found) > limit:
+                return (out + found)[:limit], True
+        out.extend(found)
+    return out, False
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The transfer graph in the kernel's layout (see :func:`_prepare`)."""
+
+    n: int
+    indptr: np.ndarray
+    nbr: np.ndarray
+    eamt: np.ndarray
+    ets: np.ndarray
+    rindptr: np.ndarray
+    rnbr: np.ndarray
+    candidates: np.ndarray  # vertices with an in- and an out-edge, increasing
+    ratio: tuple[int, int, int, int] | None
+    temporal: bool
+    window: int
+    n_edges: int
+
+    def run(self, starts: np.ndarray, min_hops: int, max_hops: int, n_threads: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(flat, lengths) of the cycles whose smallest vertex is in ``starts``."""
+        threads = max(1, n_threads or os.cpu_count() or 1)
+        if n_threads is None and self.n_edges < _PARALLEL_MIN_EDGES:
+            threads = 1  # thread start-up costs more than it saves on small graphs
+        # low ids carry the most work: deal starts round-robin to balance chunks
+        nchunks = 1 if threads == 1 or starts.size < threads else threads * 8
+        chunks = [starts[i::nchunks] for i in range(nchunks)]
+        lo_num, lo_den, hi_num, hi_den = self.ratio or (1, 1, 1, 1)
+
+        def one(part: np.ndarray):
+            return _cycles_kernel(
+                self.n, self.indptr, self.nbr, self.eamt, self.ets, self.rindptr, self.rnbr,
+                np.ascontiguousarray(part), min_hops, max_hops, self.ratio is not None,
+                lo_num, lo_den, hi_num, hi_den, self.temporal, self.window,
+            )
+
+        if nchunks == 1:
+            results = [one(chunks[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                results = list(pool.map(one, chunks))
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def _prepare(src, dst, amount, ts, min_hops, max_hops, amount_ratio, window_ms, temporal) -> _Prepared | None:
+    """Validate the arguments and lay the graph out for the kernel (None: no edges)."""
     src = np.ascontiguousarray(src, dtype=np.int64)
     dst = np.ascontiguousarray(dst, dtype=np.int64)
     if src.shape != dst.shape or src.ndim != 1:
@@ -539,18 +650,18 @@ def find_cycles(
     ts = None if ts is None else np.ascontiguousarray(ts, dtype=np.int64)
     _validate(m, amount, ts, min_hops, max_hops, amount_ratio, window_ms, temporal)
     if m == 0:
-        return []
+        return None
     if min(src.min(), dst.min()) < 0:
         raise ValueError("ids must be >= 0")
     n = int(max(src.max(), dst.max())) + 1
 
     use_ratio = amount_ratio is not None
-    lo_num = lo_den = hi_num = hi_den = 1
+    ratio = None
     if use_ratio:
         lo, hi = (_as_fraction(b) for b in amount_ratio)
-        lo_num, lo_den, hi_num, hi_den = lo.numerator, lo.denominator, hi.numerator, hi.denominator
+        ratio = (lo.numerator, lo.denominator, hi.numerator, hi.denominator)
         biggest = int(np.abs(amount).max()) if m else 0
-        if biggest * max(lo_num, lo_den, hi_num, hi_den) >= _INT64_SAFE:
+        if biggest * max(ratio) >= _INT64_SAFE:
             raise ValueError("amount_ratio bounds too fine for exact int64 arithmetic")
 
     # edge attributes that matter; drop self loops and duplicates of them
@@ -562,7 +673,7 @@ def find_cycles(
         cols.append(ts[keep])
     table = _unique_rows(np.stack(cols, axis=1))  # sorted by (src, dst, ...)
     if table.shape[0] == 0:
-        return []
+        return None
     s_col = np.ascontiguousarray(table[:, 0])
     d_col = np.ascontiguousarray(table[:, 1])
     eamt = np.ascontiguousarray(table[:, 2]) if use_ratio else np.zeros(1, np.int64)
@@ -574,45 +685,11 @@ def find_cycles(
     rindptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=n), out=rindptr[1:])
     rnbr = np.ascontiguousarray(pairs[:, 1])
-
-    threads = max(1, n_threads or os.cpu_count() or 1)
-    if n_threads is None and table.shape[0] < _PARALLEL_MIN_EDGES:
-        threads = 1  # thread start-up costs more than it saves on small graphs
-    # low ids carry the most work: deal starts round-robin to balance chunks
-    nchunks = 1 if threads == 1 else threads * 8
     candidates = np.flatnonzero((np.diff(indptr) > 0) & (np.diff(rindptr) > 0))
-    chunks = [candidates[i::nchunks] for i in range(nchunks)]
-    window = -1 if window_ms is None else int(window_ms)
-
-    def run(starts: np.ndarray):
-        return _cycles_kernel(
-            n,
-            indptr,
-            d_col,
-            eamt,
-            ets,
-            rindptr,
-            rnbr,
-            np.ascontiguousarray(starts),
-            min_hops,
-            max_hops,
-            use_ratio,
-            lo_num,
-            lo_den,
-            hi_num,
-            hi_den,
-            temporal,
-            window,
-        )
-
-    if threads == 1:
-        results = [run(chunks[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(run, chunks))
-    flat = np.concatenate([r[0] for r in results])
-    lengths = np.concatenate([r[1] for r in results])
-    return _sort_cycles(flat, lengths)
+    return _Prepared(
+        n, indptr, d_col, eamt, ets, rindptr, rnbr, candidates, ratio, temporal,
+        -1 if window_ms is None else int(window_ms), int(table.shape[0]),
+    )
 
 
 def cycles_to_text(cycles: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
@@ -669,87 +746,3 @@ def find_cycles_in_edge_list(edges: EdgeList, **kw) -> list[tuple[str, ...]]:
     src, dst, labels = edges.to_dense()
     cycles = find_cycles(src, dst, edges.amount, edges.ts, **kw)
     return [tuple(labels[v] for v in c) for c in cycles]
-
-
-def simple_cycles_reference(
-    src,
-    dst,
-    amount=None,
-    ts=None,
-    *,
-    min_hops: int = 3,
-    max_hops: int = 7,
-    amount_ratio: tuple[float, float] | None = None,
-    window_ms: int | None = None,
-    temporal: bool = False,
-) -> list[tuple[int, ...]]:
-    """Slow, obviously correct :func:`find_cycles` (same parameters and answer).
-
-    ``networkx.simple_cycles(G, length_bound=max_hops)`` on the collapsed
-    digraph, then, per cycle, a brute force over every choice of parallel
-    transfers, checking the constraints literally with :class:`fractions.Fraction`.
-
-    Notes
-    -----
-    Exponential in the number of parallel transfers per cycle; for tests and
-    benchmarks only.
-
-    References
-    ----------
-    .. [1] D. B. Johnson, "Finding all the elementary circuits of a directed
-       graph", SIAM J. Comput. 4(1):77-84, 1975.
-
-    Examples
-    --------
-    >>> simple_cycles_reference([0, 1, 2, 2, 3], [1, 2, 0, 3, 0])
-    [(0, 1, 2), (0, 1, 2, 3)]
-    """
-    import networkx as nx
-
-    src_l = [int(x) for x in src]
-    dst_l = [int(x) for x in dst]
-    m = len(src_l)
-    amt_l = None if amount is None else [int(x) for x in amount]
-    ts_l = None if ts is None else [int(x) for x in ts]
-    _validate(m, amt_l, ts_l, min_hops, max_hops, amount_ratio, window_ms, temporal)
-    ratio = None if amount_ratio is None else tuple(_as_fraction(b) for b in amount_ratio)
-
-    multi: dict[tuple[int, int], list[int]] = {}
-    for i, (u, v) in enumerate(zip(src_l, dst_l, strict=True)):
-        if u != v:
-            multi.setdefault((u, v), []).append(i)
-    g = nx.DiGraph()
-    g.add_edges_from(multi)
-
-    def ok(edge_ids: Iterable[int]) -> bool:
-        es = list(edge_ids)
-        k = len(es)
-        if ratio is not None:
-            lo, hi = ratio
-            for i in range(k):
-                x, y = amt_l[es[i]], amt_l[es[(i + 1) % k]]
-                if not (lo * x <= y <= hi * x):
-                    return False
-        if temporal:
-            for j in range(k):
-                order = [ts_l[es[(j + i) % k]] for i in range(k)]
-                if all(a < b for a, b in zip(order, order[1:], strict=False)) and (
-                    window_ms is None or order[-1] - order[0] <= window_ms
-                ):
-                    break
-            else:
-                return False
-        return True
-
-    out = []
-    for cyc in nx.simple_cycles(g, length_bound=max_hops):
-        k = len(cyc)
-        if k < min_hops:
-            continue
-        i = cyc.index(min(cyc))
-        cyc = cyc[i:] + cyc[:i]
-        choices = [multi[(cyc[j], cyc[(j + 1) % k])] for j in range(k)]
-        if any(ok(es) for es in product(*choices)):
-            out.append(tuple(cyc))
-    out.sort(key=lambda c: (len(c), c))
-    return out

@@ -11,6 +11,15 @@ as a list of steps::
 
     [{"party": "person:1"}, {"relation": "spouse", "party": "person:2"}, {"owns": "A7"}]
 
+**Relations count only while they are valid.** Each relation edge holds a validity
+interval ``[valid_from, valid_to)``: from its ``since`` (open when null) to its end (the
+``until`` column when the relations table has one — versioned master data will fill it;
+open otherwise). ``at=`` on :meth:`PartyGraph.linked_parties` /
+:meth:`~PartyGraph.linked_accounts` keeps only the edges valid at that time;
+:func:`linked_targets` takes one time per disbursement (its ``ts``), so a relation that
+starts after a disbursement never links anything for it, and re-scoring a past day is
+unchanged by relations added later. Derived links and ownership have no time.
+
 >>> import polars as pl
 >>> g = PartyGraph.from_frames(
 ...     relations=pl.DataFrame({"party_a": ["p1"], "party_b": ["p2"], "relation": ["spouse"]}),
@@ -23,10 +32,18 @@ as a list of steps::
 ['a1', 'a2']
 >>> sorted(g.linked_accounts(["p1"], depth=0))
 ['a1']
+>>> g = PartyGraph.from_frames(
+...     relations=pl.DataFrame({"party_a": ["p1"], "party_b": ["p2"], "relation": ["spouse"], "since": [100]}),
+...     parties=pl.DataFrame({"party_id": ["p1", "p2"]}),
+...     accounts=pl.DataFrame({"account_id": ["a1", "a2"], "owner_id": ["p1", "p2"]}),
+... )
+>>> sorted(g.linked_accounts(["p1"], 1, at=99)), sorted(g.linked_accounts(["p1"], 1, at=100))
+(['a1'], ['a1', 'a2'])
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +56,10 @@ from flowgraph.graph.store_index import AccountLookup
 from flowgraph.store.embedded import Store
 
 Chain = list[dict[str, str]]
+#: the open ends of a validity interval: a relation without ``since`` counts from always,
+#: one without an end until forever
+ALWAYS = -(2**63)
+FOREVER = 2**63 - 1
 
 
 def _phone_expr(col: pl.Expr) -> pl.Expr:
@@ -68,9 +89,10 @@ def _attributes(parties: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass
 class PartyGraph:
-    """Parties, their relations (both directions) and the accounts they own."""
+    """Parties, their relations (both directions, each with its validity interval
+    ``[valid_from, valid_to)`` in UTC ms) and the accounts they own."""
 
-    neighbors: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    neighbors: dict[str, list[tuple[str, str, int, int]]] = field(default_factory=dict)
     owned: dict[str, list[str]] = field(default_factory=dict)
     owner_of: dict[str, str] = field(default_factory=dict)
     # derived links go through a shared attribute value instead of all pairs, so a
@@ -85,16 +107,25 @@ class PartyGraph:
         # built column-wise in polars, then handed to dicts in one go: a bank has millions
         # of parties and a Python loop over rows cost seconds on every trace
         g = cls()
-        rel = relations.select("party_a", "party_b", "relation").drop_nulls().filter(pl.col("party_a") != pl.col("party_b"))
+        since = pl.col("since").cast(pl.Int64) if "since" in relations.columns else pl.lit(None, pl.Int64)
+        until = pl.col("until").cast(pl.Int64) if "until" in relations.columns else pl.lit(None, pl.Int64)
+        rel = (
+            relations.select(
+                "party_a", "party_b", "relation",
+                since.fill_null(ALWAYS).alias("f"), until.fill_null(FOREVER).alias("t"),
+            )
+            .drop_nulls()
+            .filter((pl.col("party_a") != pl.col("party_b")) & (pl.col("f") < pl.col("t")))
+        )
         both = pl.concat([
-            rel.select(pl.col("party_a").alias("p"), pl.col("party_b").alias("o"), pl.col("relation").alias("r")),
-            rel.select(pl.col("party_b").alias("p"), pl.col("party_a").alias("o"), pl.col("relation").alias("r")),
+            rel.select(pl.col("party_a").alias("p"), pl.col("party_b").alias("o"), pl.col("relation").alias("r"), "f", "t"),
+            rel.select(pl.col("party_b").alias("p"), pl.col("party_a").alias("o"), pl.col("relation").alias("r"), "f", "t"),
         ])
         if both.height:
-            grouped = both.sort("p", "o", "r").group_by("p", maintain_order=True).agg("o", "r")
+            grouped = both.sort("p", "o", "r", "f", "t").group_by("p", maintain_order=True).agg("o", "r", "f", "t")
             g.neighbors = {
-                p: list(zip(o, r, strict=True))
-                for p, o, r in zip(*(grouped[c].to_list() for c in ("p", "o", "r")), strict=True)
+                p: list(zip(o, r, f, t, strict=True))
+                for p, o, r, f, t in zip(*(grouped[c].to_list() for c in ("p", "o", "r", "f", "t")), strict=True)
             }
         # shared_phone entries before shared_address ones, each list in party_id order
         attrs = _attributes(parties).drop_nulls("party_id").sort("party_id", maintain_order=True)
@@ -109,9 +140,9 @@ class PartyGraph:
         g.owner_of = dict(zip(acc["account_id"].to_list(), acc["owner_id"].to_list(), strict=True))
         return g
 
-    def _steps(self, party: str, allowed: frozenset[str]) -> Iterable[tuple[str, str]]:
-        for other, rel in self.neighbors.get(party, ()):
-            if rel in allowed:
+    def _steps(self, party: str, allowed: frozenset[str], at: int | None = None) -> Iterable[tuple[str, str]]:
+        for other, rel, valid_from, valid_to in self.neighbors.get(party, ()):
+            if rel in allowed and (at is None or valid_from <= at < valid_to):
                 yield other, rel
         for kind, value in self.attr_of.get(party, ()):
             if kind in allowed:
@@ -124,10 +155,12 @@ class PartyGraph:
         borrowers: Iterable[str],
         depth: int = 1,
         relation_types: Iterable[str] | None = None,
+        at: int | None = None,
     ) -> dict[str, Chain]:
         """Parties within ``depth`` steps of the borrowers → the shortest chain to each.
 
-        Breadth-first with sorted neighbours, so the chain chosen is deterministic.
+        Breadth-first with sorted neighbours, so the chain chosen is deterministic. With
+        ``at`` (UTC ms), only relations valid at that time are followed.
 
         Notes
         -----
@@ -143,7 +176,7 @@ class PartyGraph:
             party, d = queue.popleft()
             if d >= depth:
                 continue
-            for other, rel in self._steps(party, allowed):
+            for other, rel in self._steps(party, allowed, at):
                 if other not in chains:
                     chains[other] = [*chains[party], {"relation": rel, "party": other}]
                     queue.append((other, d + 1))
@@ -154,14 +187,38 @@ class PartyGraph:
         borrowers: Iterable[str],
         depth: int = 1,
         relation_types: Iterable[str] | None = None,
+        at: int | None = None,
     ) -> dict[str, Chain]:
-        """Accounts owned by the borrower side → the chain linking each to a borrower."""
+        """Accounts owned by the borrower side (relations valid ``at``, when given) → the
+        chain linking each to a borrower."""
         out: dict[str, Chain] = {}
-        for party, chain in self.linked_parties(borrowers, depth, relation_types).items():
+        for party, chain in self.linked_parties(borrowers, depth, relation_types, at).items():
             for acct in self.owned.get(party, ()):
                 if acct not in out:
                     out[acct] = [*chain, {"owns": acct}]
         return dict(sorted(out.items()))
+
+    def change_times(self, borrower: str, depth: int, relation_types: Iterable[str] | None = None) -> list[int]:
+        """The sorted times at which the borrower's side can change: every finite end of
+        the validity of a relation that a search from ``borrower`` up to ``depth`` steps,
+        over all relations regardless of time, examines. Between two consecutive such
+        times (``bisect_right`` gives the same position) the side is the same."""
+        allowed = frozenset(RELATION_TYPES if relation_types is None else relation_types)
+        seen = {borrower}
+        frontier = [borrower]
+        times: set[int] = set()
+        for _ in range(depth):
+            nxt = []
+            for party in frontier:
+                for _, rel, valid_from, valid_to in self.neighbors.get(party, ()):
+                    if rel in allowed:
+                        times.update(t for t in (valid_from, valid_to) if t not in (ALWAYS, FOREVER))
+                for other, _ in self._steps(party, allowed):  # every link, whatever its time
+                    if other not in seen:
+                        seen.add(other)
+                        nxt.append(other)
+            frontier = nxt
+        return sorted(times)
 
 
 def chain_text(chain: Chain) -> str:
@@ -203,7 +260,10 @@ def load_party_graph(store, borrowers: Iterable[str] | None = None, depth: int |
     """
     parties = store.scan("parties")
     cols = [c for c in ("party_id", "phone", "address") if c in parties.collect_schema().names()]
-    relations = store.read("relations", ["party_a", "party_b", "relation"]).drop_nulls()
+    rel_cols = [c for c in ("party_a", "party_b", "relation", "since", "until") if c in store.scan("relations").collect_schema().names()]
+    relations = store.read("relations", rel_cols).drop_nulls(["party_a", "party_b", "relation"])
+    if "until" in relations.columns and relations.schema["until"] not in (pl.Int64, pl.Int32):
+        relations = relations.drop("until")  # an untyped extra column: not a validity end
     parties = parties.select(cols).collect()
     accounts = store.read("accounts", ["account_id", "owner_id"])
     if borrowers is not None and depth is not None:
@@ -217,21 +277,38 @@ def load_party_graph(store, borrowers: Iterable[str] | None = None, depth: int |
 
 
 def linked_targets(
-    graph, lookup: AccountLookup, borrowers: list[str], depth: int, relation_types
+    graph, lookup: AccountLookup, borrowers: list[str], depth: int, relation_types, times=None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Borrower-linked accounts of each disbursement's borrower.
+    """Borrower-linked accounts of each disbursement's borrower, with the relations valid
+    at the disbursement's time (``times``, UTC ms, one per borrower; None: every relation).
 
-    Returns (indptr, sorted dense ids, linked account → chain per disbursement); borrowers
-    repeat a lot, so each is expanded once.
+    Returns (indptr, sorted dense ids, linked account → chain per disbursement).
+
+    Notes
+    -----
+    Borrowers repeat a lot, so each is expanded once per stretch of time in which its side
+    cannot change (:meth:`PartyGraph.change_times`): a relation's ``since`` is one filter
+    on the edges during the expansion, never a rebuild of the graph, and a borrower whose
+    relations all began before its loans is expanded once.
     """
-    cache: dict[str, dict] = {}
+    cache: dict[tuple[str, int], dict] = {}
+    changes: dict[str, list[int]] = {}
     lists, linked_of = [], []
-    for b in borrowers:
+    times_l = None if times is None else [int(t) for t in times]
+    for i, b in enumerate(borrowers):
         key = b or ""
-        if key not in cache:
-            cache[key] = graph.linked_accounts([b], depth, relation_types) if b else {}
-        linked_of.append(cache[key])
-        dense = lookup.many(list(cache[key]))
+        at = None if times_l is None else times_l[i]
+        if key and at is not None:
+            if key not in changes:
+                changes[key] = graph.change_times(key, depth, relation_types)
+            era = bisect_right(changes[key], at)
+        else:
+            era = -1
+        if (key, era) not in cache:
+            cache[(key, era)] = graph.linked_accounts([b], depth, relation_types, at) if b else {}
+        linked = cache[(key, era)]
+        linked_of.append(linked)
+        dense = lookup.many(list(linked))
         lists.append(np.sort(dense[dense >= 0]).astype(np.int64))
     indptr = np.zeros(len(lists) + 1, np.int64)
     if lists:

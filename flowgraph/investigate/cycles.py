@@ -1,4 +1,4 @@
-"""Transfer cycles of a store or of a plain edge-list file, as CodeCraft-layout text."""
+"""Transfer cycles of a store or of a plain edge-list file, capped and in a stable order."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from flowgraph.core.errors import InvalidValue
-from flowgraph.engine.cycles import EdgeList, cycles_to_text, find_cycles, read_edge_list
+from flowgraph.engine.cycles import EdgeList, find_cycles, find_cycles_capped, read_edge_list
 from flowgraph.store.embedded import Store
+
+#: cycles listed unless ``--limit`` says otherwise (0 = all): a tiny synthetic bank holds
+#: millions of temporal cycles of up to 7 hops (hundreds of MB of text); the first
+#: thousand, shortest first, are what a person reads
+DEFAULT_LIMIT = 1000
 
 
 def edges_from_store(store: Store) -> EdgeList:
@@ -23,11 +28,22 @@ def edges_from_store(store: Store) -> EdgeList:
     )
 
 
-def cycles_text(store: Store | None, edges_path: Path | None, **kw) -> str:
-    """Count line, then one cycle per line starting at its smallest id, sorted by length then ids."""
+def list_cycles(store: Store | None, edges_path: Path | None, limit: int = DEFAULT_LIMIT, **kw) -> dict:
+    """``{"cycles": [[account, ...], ...], "count", "truncated", "limit"}``: cycles sorted
+    by length then ids, each starting at its smallest id, at most ``limit`` of them
+    (``0``: all); ``truncated`` when more exist."""
     edges = read_edge_list(edges_path) if edges_path is not None else edges_from_store(store)
     if kw.get("temporal") and edges.ts is None:
         raise InvalidValue(f"{edges_path}: --temporal needs a fourth column with timestamps")
     src, dst, labels = edges.to_dense()
-    found = find_cycles(src, dst, edges.amount, edges.ts, **kw)
-    return cycles_to_text(found, labels)
+    if limit:
+        found, truncated = find_cycles_capped(src, dst, edges.amount, edges.ts, limit=limit, **kw)
+    else:
+        found, truncated = find_cycles(src, dst, edges.amount, edges.ts, **kw), False
+    cycles = [[str(labels[v]) for v in c] for c in found]
+    return {"cycles": cycles, "count": len(cycles), "truncated": truncated, "limit": limit or None}
+
+
+def cycles_text(result: dict) -> str:
+    """The CodeCraft answer layout: the number of cycles listed, then one per line."""
+    return "\n".join([str(result["count"]), *(",".join(c) for c in result["cycles"])]) + "\n"

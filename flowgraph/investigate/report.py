@@ -27,12 +27,16 @@ import polars as pl
 
 from flowgraph.core.errors import UsageError
 from flowgraph.core.files import atomic_write_bytes
-from flowgraph.core.values import DAY_MS, day_start_ms, format_amount
+from flowgraph.core.values import DAY_MS, day_start_ms, format_amount, money_sum
 from flowgraph.rules.alerts import read_alerts
 from flowgraph.rules.model import LEVELS
 from flowgraph.store.embedded import Store
 
 GROUPINGS = ("month", "week", "branch", "industry", "region", "product", "grade")
+AMOUNTS = ("disbursed_amount", "returned_amount")  # money columns: exact Int128 sums of minor units
+#: the amount columns' headers in report.csv / report.xlsx, which hold decimal amounts
+#: (1234.56, as in report.json) rather than minor units
+AMOUNT_HEADER = "{} (currency units)"
 
 
 def _disbursements(store: Store, start: int | None, end: int | None) -> pl.DataFrame:
@@ -61,13 +65,13 @@ def _aggregate(disb: pl.DataFrame, alerts: pl.DataFrame, rules: list[str]) -> pl
     """The report's figures per value of the ``group`` column of both frames."""
     base = disb.group_by("group").agg(
         pl.len().alias("disbursements"),
-        pl.col("amount").sum().alias("disbursed_amount"),
+        money_sum(pl.col("amount")).alias("disbursed_amount"),
         pl.col("loan_id").n_unique().alias("loans"),
     )
     fb = alerts.filter(pl.col("kind") == "flow_back")
     fb_stats = fb.group_by("group").agg(
         pl.col("loan_id").n_unique().alias("loans_with_flow_back"),
-        pl.col("returned_amount").sum().alias("returned_amount"),
+        money_sum(pl.col("returned_amount")).alias("returned_amount"),
     )
     levels = alerts.group_by("group").agg(
         pl.len().alias("alerts"), *[(pl.col("level") == lv).sum().alias(f"alerts_{lv}") for lv in LEVELS]
@@ -76,11 +80,20 @@ def _aggregate(disb: pl.DataFrame, alerts: pl.DataFrame, rules: list[str]) -> pl
     out = base
     for part in (fb_stats, levels, by_rule):
         out = out.join(part, on="group", how="left")
-    counts = [c for c in out.columns if c != "group"]
-    return out.with_columns([pl.col(c).fill_null(0).cast(pl.Int64) for c in counts]).with_columns(
+    counts = [c for c in out.columns if c not in ("group", *AMOUNTS)]
+    return out.with_columns(
+        *[pl.col(c).fill_null(0).cast(pl.Int64) for c in counts],
+        *[pl.col(c).fill_null(0).cast(pl.Int128) for c in AMOUNTS],
+    ).with_columns(
         (pl.col("loans_with_flow_back") / pl.col("loans")).round(6).alias("flow_back_loan_share"),
-        (pl.col("returned_amount") / pl.col("disbursed_amount")).round(6).alias("returned_share"),
+        _share(pl.col("returned_amount"), pl.col("disbursed_amount")).alias("returned_share"),
     )
+
+
+def _share(part: pl.Expr, whole: pl.Expr) -> pl.Expr:
+    """part / whole rounded to 6 places (0 when nothing was disbursed), in float64 from the
+    exact Int128 sums."""
+    return pl.when(whole > 0).then((part.cast(pl.Float64) / whole.cast(pl.Float64)).round(6)).otherwise(0.0)
 
 
 @dataclass(frozen=True)
@@ -104,7 +117,8 @@ def select(store: Store, start: date | None = None, end: date | None = None) -> 
 
 
 def group_tables(sel: Selection, by: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per group, one total row). Amounts in minor units (int64), shares as floats.
+    """(one row per group, one total row). Amounts in minor units (exact Int128 sums),
+    shares as floats.
 
     The total row is computed over the whole selection, so a loan disbursed in two months
     counts once in the total but in both months.
@@ -132,7 +146,7 @@ def portfolio_tables(
 def report_json(groups: pl.DataFrame, total: pl.DataFrame, by: str, start: date | None, end: date | None) -> dict:
     """The report as JSON: amounts as decimal strings, one object per group plus totals."""
     def money(row: dict) -> dict:
-        return {k: format_amount(v) if k in ("disbursed_amount", "returned_amount") else v for k, v in row.items()}
+        return {k: format_amount(v) if k in AMOUNTS else v for k, v in row.items()}
 
     return {
         "by": by,
@@ -149,6 +163,19 @@ def report_data(store: Store, start: date | None = None, end: date | None = None
 
 
 # ------------------------------------------------------------------ files and charts
+def decimal_amounts(df: pl.DataFrame) -> pl.DataFrame:
+    """The report table for files: amounts as exact decimals (Decimal(38, 2)) under headers
+    naming the unit, the same figures as report.json.
+
+    >>> df = pl.DataFrame({"disbursed_amount": [123456], "returned_amount": [5]}, schema=dict.fromkeys(AMOUNTS, pl.Int128))
+    >>> decimal_amounts(df).write_csv()
+    'disbursed_amount (currency units),returned_amount (currency units)\n1234.56,0.05\n'
+    """
+    exact = [
+        pl.col(c).map_elements(format_amount, return_dtype=pl.Utf8).cast(pl.Decimal(38, 2)).alias(AMOUNT_HEADER.format(c))
+        for c in AMOUNTS
+    ]
+    return df.with_columns(exact).select([AMOUNT_HEADER.format(c) if c in AMOUNTS else c for c in df.columns])
 def _svg(fig) -> str:
     buf = io.StringIO()
     with warnings.catch_warnings():
@@ -220,7 +247,7 @@ def write_report(store: Store, out_dir: str | Path, start: date | None, end: dat
     sel = select(store, start, end)
     groups, total = group_tables(sel, by)
     data = report_json(groups, total, by, start, end)
-    df = pl.concat([groups, total], how="vertical_relaxed")  # the total row last, as in the HTML
+    df = decimal_amounts(pl.concat([groups, total], how="vertical_relaxed"))  # the total row last, as in the HTML
     atomic_write_bytes(out_dir / "report.csv", df.write_csv().encode())
     tmp = out_dir / ".report.xlsx.tmp"
     with Workbook(str(tmp)) as wb:

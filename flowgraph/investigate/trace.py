@@ -98,8 +98,10 @@ class SearchInputs:
 
 
 def _inputs(disb: pl.DataFrame, options: TraceOptions, lookup: AccountLookup, graph) -> SearchInputs:
+    # the borrower side as it was at each disbursement: a relation counts from its since
     target_indptr, target_ids, linked_of = linked_targets(
-        graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types
+        graph, lookup, disb["borrower_id"].to_list(), options.link_depth, options.relation_types,
+        disb["ts"].to_list(),
     )
     return SearchInputs(
         disb, lookup.many(disb["account_id"].to_list()), disb["ts"].to_numpy().astype(np.int64),

@@ -53,9 +53,12 @@ def _select(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.Data
     end = start + DAY_MS
     w = rule_window_ms(rule)
     opened = pl.lit(True) if every else pl.col("ts") + w >= start
-    return ctx.disb.filter(
-        (pl.col("ts") < end) & opened & pl.col("payment_mode").is_in(list(rule.payment_modes))
-    )
+    which = (pl.col("ts") < end) & opened & pl.col("payment_mode").is_in(list(rule.payment_modes))
+    if rule.kind == "split_disbursement":
+        # a rule over loans (amounts, borrowers): the disbursement of a loan the store does
+        # not hold (loaded with a warning) is part of no split
+        which &= pl.col("loan_known")
+    return ctx.disb.filter(which)
 
 
 def last_data_day(store: Store) -> date:
@@ -89,7 +92,11 @@ def score_day(
         if progress:
             progress(f"{as_of}: {rule.id} on {sel.height} disbursement(s)")
         runner = flow_back_alerts if rule.kind == "flow_back" else _detector_alerts
-        found.extend(runner(ctx, index, rule, sel, threads))
+        ctx.link_times = sel["ts"].to_numpy()  # relations count from their since (see borrower_targets)
+        try:
+            found.extend(runner(ctx, index, rule, sel, threads))
+        finally:
+            ctx.link_times = None
     rows = [_alert_row(ctx, f, as_of, cutoff) for f in found]
     df = pl.DataFrame(rows, schema=ALERT_SCHEMA) if rows else pl.DataFrame(schema=ALERT_SCHEMA)
     return df.sort("rule_id", "disbursement_id"), len(considered)

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""What every rule of a scoring run needs, loaded once from one store snapshot."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ class Context:
     index: object
     lookup: AccountLookup
     graph: PartyGraph
-    disb: pl.DataFrame  # all disbursements with borrower_id and payment_mode
+    disb: pl.DataFrame  # all disbursements with borrower_id, payment_mode and loan_known
     tx: pl.DataFrame | None = None
+    # the times of the disbursements a rule is scoring (set by the batch around each rule):
+    # what :func:`borrower_targets` filters relations by when its caller passes no times
+    link_times: np.ndarray | None = None
 
     @classmethod
     def load(cls, store: Store, pack: RulePack, progress: Callable[[str], None] | None = None) -> Context:
@@ -35,8 +38,8 @@ class Context:
         loan_cols = ["loan_id", "borrower_id", "payment_mode"]
         disb = (
             store.scan("disbursements")
-            .join(loans.select(loan_cols), on="loan_id", how="left")
-            .with_columns(pl.col("payment_mode").fill_null("self"))
+            .join(loans.select(*loan_cols, pl.lit(True).alias("loan_known")), on="loan_id", how="left")
+            .with_columns(pl.col("payment_mode").fill_null("self"), pl.col("loan_known").fill_null(False))
             .sort("ts", "disbursement_id")
             .collect()
         )
@@ -85,6 +88,16 @@ class Context:
 
 
 
-def borrower_targets(ctx: Context, borrowers: list[str], depth: int, types) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Borrower-linked accounts per disbursement (see :func:`flowgraph.graph.party_links.linked_targets`)."""
-    return linked_targets(ctx.graph, ctx.lookup, borrowers, depth, types)
+def borrower_targets(
+    ctx: Context, borrowers: list[str], depth: int, types, times=None,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Borrower-linked accounts per disbursement, through the relations valid at each
+    disbursement's time (see :func:`flowgraph.graph.party_links.linked_targets`).
+
+    ``times`` are the disbursements' ``ts``; when a caller passes none, the times the
+    batch set for the rule being run (:attr:`Context.link_times`) are used when they line
+    up with ``borrowers``.
+    """
+    if times is None and ctx.link_times is not None and len(ctx.link_times) == len(borrowers):
+        times = ctx.link_times
+    return linked_targets(ctx.graph, ctx.lookup, borrowers, depth, types, times)

@@ -13,10 +13,11 @@ from flowgraph.engine.cycles import (
     EdgeList,
     cycles_to_text,
     find_cycles,
+    find_cycles_capped,
     find_cycles_in_edge_list,
     read_edge_list,
-    simple_cycles_reference,
 )
+from flowgraph.engine.cycles_reference import simple_cycles_reference
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "codecraft2020"
 if not DATA.is_dir():  # the work tree may live elsewhere than beside shared/
@@ -87,6 +88,27 @@ def test_matches_networkx_reference(case, n_threads):
     src, dst, amount, ts, kw = case
     want = simple_cycles_reference(src, dst, amount, ts, **kw)
     assert find_cycles(src, dst, amount, ts, n_threads=n_threads, **kw) == want
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multigraphs(), st.integers(0, 12), st.sampled_from([1, 2]))
+def test_capped_is_the_exact_prefix(case, limit, n_threads):
+    """``--limit``: the first ``limit`` cycles of the full answer, ``truncated`` exactly
+    when more exist, on any number of threads."""
+    src, dst, amount, ts, kw = case
+    want = simple_cycles_reference(src, dst, amount, ts, **kw)
+    got, truncated = find_cycles_capped(src, dst, amount, ts, limit=limit, n_threads=n_threads, **kw)
+    assert got == want[:limit] and truncated == (len(want) > limit)
+
+
+def test_capped_stops_early_on_a_dense_graph():
+    """A complete digraph on 40 vertices has ~10^10 cycles of 3..7 hops: the cap answers
+    from the first batches of 3-cycles."""
+    n = 40
+    src, dst = zip(*[(u, v) for u in range(n) for v in range(n) if u != v], strict=True)
+    got, truncated = find_cycles_capped(np.array(src), np.array(dst), limit=1000)
+    assert truncated and len(got) == 1000 and got[0] == (0, 1, 2) and all(len(c) == 3 for c in got)
+    assert got == sorted(got)
 
 
 @settings(max_examples=60, deadline=None)

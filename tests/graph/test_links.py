@@ -1,15 +1,19 @@
 """The party graph built column-wise equals one built row by row, straight from the
-definition (relations both ways, shared phone / address after normalisation, owners)."""
+definition (relations both ways, shared phone / address after normalisation, owners);
+relations count only while valid, and the per-disbursement time filter equals a graph
+rebuilt for each disbursement from the relations valid then."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowgraph.graph.party_links import PartyGraph
+from flowgraph.graph.party_links import ALWAYS, FOREVER, PartyGraph, linked_targets
+from flowgraph.graph.store_index import AccountLookup
 
 PARTIES = [f"p{i}" for i in range(8)]
 RELS = ["spouse", "parent", "guarantor", "affiliate"]
@@ -30,8 +34,8 @@ def reference(relations: pl.DataFrame, parties: pl.DataFrame, accounts: pl.DataF
     g = PartyGraph()
     for a, b, r in relations.drop_nulls().sort("party_a", "party_b", "relation").iter_rows():
         if a != b:
-            g.neighbors.setdefault(a, []).append((b, r))
-            g.neighbors.setdefault(b, []).append((a, r))
+            g.neighbors.setdefault(a, []).append((b, r, ALWAYS, FOREVER))
+            g.neighbors.setdefault(b, []).append((a, r, ALWAYS, FOREVER))
     for lst in g.neighbors.values():
         lst.sort()
     for kind, col, norm in (("shared_phone", "phone", _norm_phone), ("shared_address", "address", _norm_address)):
@@ -102,3 +106,39 @@ def test_neighbourhood_graph_links_like_the_whole_graph(rels, attrs, owners, bor
     part = load_party_graph(store, borrowers, depth)
     for d in range(depth + 1):
         assert part.linked_accounts(borrowers, d, types) == whole.linked_accounts(borrowers, d, types)
+
+
+TIMES = [None, 0, 10, 20, 30]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rels=st.lists(st.tuples(st.sampled_from(PARTIES), st.sampled_from(PARTIES), st.sampled_from(RELS),
+                            st.sampled_from(TIMES), st.sampled_from(TIMES)), max_size=14,
+                  unique_by=lambda r: r[:3]),
+    phones=st.lists(st.tuples(st.sampled_from(PARTIES), st.sampled_from(["1", "2"])), max_size=4, unique_by=lambda x: x[0]),
+    owners=st.lists(st.sampled_from(PARTIES), max_size=10),
+    disb=st.lists(st.tuples(st.sampled_from(PARTIES), st.integers(-5, 35)), min_size=1, max_size=12),
+    depth=st.integers(0, 3),
+    types=st.none() | st.lists(st.sampled_from([*RELS, "shared_phone"]), min_size=1),
+)
+def test_time_filter_equals_a_graph_rebuilt_per_disbursement(rels, phones, owners, disb, depth, types):
+    """The reference keeps, for each disbursement, only the relations valid at its time
+    (since <= t < until) and builds a whole new graph from them."""
+    schema = {"party_a": pl.Utf8, "party_b": pl.Utf8, "relation": pl.Utf8, "since": pl.Int64, "until": pl.Int64}
+    relations = pl.DataFrame(rels, schema=schema, orient="row")
+    parties = pl.DataFrame(phones, schema={"party_id": pl.Utf8, "phone": pl.Utf8}, orient="row")
+    accounts = pl.DataFrame({"account_id": [f"a{i:02d}" for i in range(len(owners))], "owner_id": owners},
+                            schema={"account_id": pl.Utf8, "owner_id": pl.Utf8})
+    graph = PartyGraph.from_frames(relations, parties, accounts)
+    lookup = AccountLookup(np.array(sorted(accounts["account_id"].to_list())))
+    borrowers = [b for b, _ in disb]
+    times = [t for _, t in disb]
+    indptr, ids, linked_of = linked_targets(graph, lookup, borrowers, depth, types, times)
+    for i, (b, t) in enumerate(disb):
+        valid = relations.filter(
+            (pl.col("since").is_null() | (pl.col("since") <= t)) & (pl.col("until").is_null() | (t < pl.col("until")))
+        ).select("party_a", "party_b", "relation")
+        want = PartyGraph.from_frames(valid, parties, accounts).linked_accounts([b], depth, types)
+        assert linked_of[i] == want
+        assert lookup.ids[ids[indptr[i]:indptr[i + 1]]].tolist() == sorted(want)

@@ -162,9 +162,14 @@ def test_files_agree_and_are_deterministic(scored_sample, written, tmp_path):
     data = json.loads((written / "report.json").read_text())
     rows = list(csv.DictReader((written / "report.csv").open(encoding="utf-8")))
     assert [r["region"] for r in rows] == [g["region"] for g in data["groups"]] + ["total"]
-    assert int(rows[-1]["disbursed_amount"]) == _minor(data["totals"]["disbursed_amount"])
+    # the same decimal amounts as report.json, the unit in the header
+    assert rows[-1]["disbursed_amount (currency units)"] == data["totals"]["disbursed_amount"]
+    assert [r["returned_amount (currency units)"] for r in rows[:-1]] == [g["returned_amount"] for g in data["groups"]]
     ws = openpyxl.load_workbook(written / "report.xlsx")["report"]
     assert ws.max_row == len(rows) + 1 and ws.cell(1, 1).value == "region"
+    header = [c.value for c in ws[1]]
+    col = header.index("disbursed_amount (currency units)") + 1
+    assert f"{ws.cell(ws.max_row, col).value:.2f}" == data["totals"]["disbursed_amount"]
     again = tmp_path / "again"
     cli(scored_sample, "report", "--by", "region", "--out", str(again))
     for name in ("report.csv", "report.xlsx", "report.html", "report.json"):
