@@ -154,7 +154,26 @@ def score_days(
 
     ``every``: score every disbursement made up to the day, not only those still in
     their window (a backfill; ``flowgraph score --all``).
+
+    The whole run reads one snapshot: the store is pinned first
+    (:meth:`flowgraph.store.embedded.Store.pinned`), every table is read from that
+    snapshot's files and every partition and the run's line are labelled with its id, even
+    while an ingest swaps in a newer one.
     """
+    with store.pinned() as snapshot:
+        return _score_days(snapshot, days, pack, threads, progress, on_day, every)
+
+
+def _score_days(
+    store: Store,
+    days: list[date],
+    pack: RulePack,
+    threads: int | None,
+    progress: Callable[[str], None] | None,
+    on_day: Callable[[date], None] | None,
+    every: bool,
+) -> dict:
+    """:func:`score_days` on a pinned store."""
     started = time.time()
     ctx = Context.load(store, pack, progress)
     by_rule: Counter = Counter()

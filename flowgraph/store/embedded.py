@@ -5,10 +5,12 @@ Layout of a store folder::
     manifest.json                  tables → file, rows, sha256; snapshot_id
     tables/<table>/<sha256>.parquet content-addressed, sorted by the table key
     quarantine/<ingest-id>/<table>.csv
+    warnings/<ingest-id>.csv       rows loaded with a warning (flowgraph.ingest.checks)
     ingests.jsonl                  one line per ingest
     index/                         the CSR index (flowgraph.graph)
     alerts/date=D/                 alert partitions (flowgraph.rules.alerts)
     config.json, audit.jsonl, audit.head.json   users and the audit log (flowgraph.security)
+    pins/<pid>-<n>.json            table files a running reader has pinned (see below)
 
 Writes never touch a file the current manifest points to: new table files are written
 aside (temp name, then rename), then the manifest is replaced atomically, then files no
@@ -20,6 +22,15 @@ Besides the tables the manifest records, hash-bound to nothing but kept across e
 rewrite: ``setup_completed`` (when the store got its first admin — from then on a missing
 user table is an error, never setup mode) and ``audit`` (the audit entry of the command
 that wrote this manifest: :data:`CHANGE_REF`, set by whoever runs the command).
+
+Snapshots: a long reader (``score``) pins one snapshot with :meth:`Store.pinned`: the
+manifest is read once, and the returned :class:`PinnedStore` answers every read from that
+manifest, so the whole run sees one snapshot while ingests go on. The pin is a small file
+listing the snapshot's table files; the garbage collection after a manifest swap keeps
+every file a live pin lists (a pin left by a process that died is dropped). Pinning and
+collecting take a short lock of their own (``.pins.lock``), never the writer lock, so a
+reader never waits for an ingest, and a pin is either seen by the collector or made after
+the swap (and then lists only files of the new manifest).
 
 Integrity: a table file is named after, and recorded in the manifest with, the SHA-256 of
 its bytes. The first time a process reads a table file its hash is checked (then cached by
@@ -391,10 +402,57 @@ class Store:
         base = self.root / "tables"
         if not base.exists():
             return
-        for path in base.glob("*/*.parquet"):
-            if path not in keep:
+        with self._pins_lock():
+            keep |= {self.root / f for f in self._live_pins()}
+            for path in base.glob("*/*.parquet"):
+                if path not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+
+    # ---------------------------------------------------------------- pinning
+    @contextlib.contextmanager
+    def _pins_lock(self) -> Iterator[None]:
+        fd = os.open(self.root / ".pins.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _live_pins(self) -> set[str]:
+        """Table files listed by the pins of running processes (call under the pins lock)."""
+        files: set[str] = set()
+        for pin in (self.root / "pins").glob("*.json"):
+            try:
+                record = json.loads(pin.read_text())
+                os.kill(int(record["pid"]), 0)  # raises when that process is gone
+            except ProcessLookupError:
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                    pin.unlink()
+                continue
+            except (OSError, ValueError, KeyError):
+                continue  # being written, or unreadable: keep what it may list
+            files.update(record.get("files", []))
+        return files
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[PinnedStore]:
+        """This store frozen at its current snapshot for the ``with`` block (see the
+        module docstring): reads answer from one manifest, its table files stay."""
+        with self._pins_lock():
+            manifest = self.manifest()
+            folder = self.root / "pins"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=folder, prefix=f"{os.getpid()}-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "snapshot_id": manifest["snapshot_id"],
+                           "files": [e["file"] for e in manifest["tables"].values()]}, f)
+        try:
+            yield PinnedStore(self.root, manifest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 
     def append_log(self, name: str, record: dict) -> None:
         """Append one JSON line to a log in the store (created owner-only)."""
@@ -420,3 +478,18 @@ def _repair_swaps(folder: Path, root: Path) -> list[str]:
             shutil.rmtree(p, ignore_errors=True)
             done.append(f"removed {p.relative_to(root)}")
     return done
+
+
+class PinnedStore(Store):
+    """A :class:`Store` that reads one snapshot: the manifest it was made with
+    (:meth:`Store.pinned`). Writing tables through it is refused."""
+
+    def __init__(self, root: str | os.PathLike, manifest: dict):
+        super().__init__(root)
+        self._pinned = manifest
+
+    def manifest(self) -> dict:
+        return self._pinned
+
+    def write_tables(self, frames: dict[str, pl.DataFrame]) -> dict:
+        raise StoreError("a pinned snapshot is read-only; write through the store itself")
