@@ -10,7 +10,7 @@ from datetime import date
 import polars as pl
 
 from flowgraph.core.errors import NotFound
-from flowgraph.core.values import format_amount, format_ts
+from flowgraph.core.values import format_amount, format_ts, money_sum
 from flowgraph.graph.party_links import party_row
 from flowgraph.investigate.trace import trace_loans
 from flowgraph.rules.alerts import alert_json, read_alerts
@@ -26,7 +26,7 @@ def loan_rows(
     loans = store.read("loans")
     first = store.scan("disbursements").group_by("loan_id").agg(
         pl.col("ts").min().alias("first_disbursed"), pl.len().alias("tranches"),
-        pl.col("amount").sum().alias("disbursed"),
+        money_sum(pl.col("amount")).alias("disbursed"),
     ).collect()
     df = loans.join(first, on="loan_id", how="left")
     if borrower:
@@ -47,7 +47,7 @@ def history(store: Store, **filters) -> list[dict]:
     loans = loan_rows(store, **filters)
     alerts = read_alerts(store)
     repaid = store.scan("repayments").group_by("loan_id").agg(
-        pl.col("amount").sum().alias("repaid"), pl.len().alias("repayments")
+        money_sum(pl.col("amount")).alias("repaid"), pl.len().alias("repayments")
     ).collect()
     loans = loans.join(repaid, on="loan_id", how="left")
     by_loan: dict[str, list] = {}

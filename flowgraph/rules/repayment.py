@@ -34,7 +34,7 @@ from datetime import date
 import polars as pl
 
 from flowgraph.core.errors import InvalidValue
-from flowgraph.core.values import DAY_MS, day_start_ms, format_amount, format_ts
+from flowgraph.core.values import DAY_MS, day_start_ms, format_amount, format_ts, money_sum
 
 SCHEDULES = ("installment", "bullet")
 
@@ -46,7 +46,7 @@ STATUS_SCHEMA: dict[str, pl.DataType] = {
     "maturity_ts": pl.Int64(),
     "principal": pl.Int64(),
     "due_amount": pl.Int64(),
-    "repaid_amount": pl.Int64(),
+    "repaid_amount": pl.Int128(),  # an exact sum: many large repayments may pass int64
     "arrears": pl.Int64(),
     "first_unpaid_due_ts": pl.Int64(),
     "next_due_ts": pl.Int64(),
@@ -108,9 +108,9 @@ def repayment_status(
         "loan_id", pl.col("amount").alias("principal"), pl.col("maturity_date").cast(pl.Int64).alias("maturity_ts")
     ).join(first, on="loan_id", how="inner")
     repaid = (
-        repayments.filter(pl.col("ts") < end).group_by("loan_id").agg(pl.col("amount").sum().alias("repaid_amount"))
+        repayments.filter(pl.col("ts") < end).group_by("loan_id").agg(money_sum(pl.col("amount")).alias("repaid_amount"))
     )
-    base = base.join(repaid, on="loan_id", how="left").with_columns(pl.col("repaid_amount").fill_null(0))
+    base = base.join(repaid, on="loan_id", how="left").with_columns(pl.col("repaid_amount").fill_null(0).cast(pl.Int128))
     scheduled = base.filter(pl.col("maturity_ts").is_not_null())
     dues = _due_rows(scheduled, p).join(scheduled.select("loan_id", "repaid_amount"), on="loan_id")
     per_loan = dues.group_by("loan_id").agg(

@@ -267,3 +267,26 @@ def test_input_column_named_reason_is_kept_in_quarantine(tmp_path):
     assert q["input.reason"].to_list() == ["why"]
     assert "column 'grade': value 'great' not in allowed set" in q["reason"][0]
     assert store.read("classifications")["reason"].to_list() == ["ok"]
+
+
+def test_table_from_the_header_when_the_name_does_not_say(tmp_path):
+    """``new_transactions.csv`` holds transactions: its header says so. A header that fits
+    two tables equally (disbursements and repayments without their ids) is an error naming
+    both, and a folder's file that fits nothing is skipped as before."""
+    new = tmp_path / "new_transactions.csv"
+    write_csv(new, [["t1", "2024-01-01", "a", "b", "1.00", ""]])
+    pq = tmp_path / "extract_2024.parquet"
+    pl.DataFrame({"party_id": ["p1"], "kind": ["person"]}).write_parquet(pq)
+    store = Store.init(tmp_path / "s")
+    rep = ingest_paths(store, [new, pq])
+    assert rep["tables"]["transactions"]["loaded"] == 1 and rep["tables"]["parties"]["loaded"] == 1
+    both = tmp_path / "money_events.csv"
+    both.write_text("loan_id,account_id,amount,ts\nL1,A1,1.00,2024-01-01\n")
+    with pytest.raises(IngestError, match="fits disbursements and repayments equally"):
+        ingest_paths(store, [both])
+    assert ingest_paths(store, [both], table="repayments")["tables"]["repayments"]["loaded"] == 1
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "notes.csv").write_text("a,b\n1,2\n")
+    (folder / "today.csv").write_text("party_id,kind\np2,company\n")
+    assert ingest_paths(store, [folder])["tables"] == {"parties": {"loaded": 1, "rejected": 0, "duplicates": 0}}

@@ -60,6 +60,7 @@ ODD = [
     ("relations_odd.csv", "party_a,party_b,relation,since\nP1,P1,spouse,2020-01-01\nP1,P404,parent,2020-01-01\nP1,P3,legal_rep,2024-11-01\n", 3, 0),
     ("repayments_odd.csv", "loan_id,account_id,amount,ts\nL1,A1,100.00,2024-05-01T10:00:00Z\nL1,A1,100.00,2024-05-01T10:00:00Z\nL998,A1,1.00,2024-05-01\n", 3, 0),
     ("classifications_odd.csv", "loan_id,as_of,grade\nL5,2024-03-31,loss\n", 1, 0),
+    ("repayments_huge.csv", "loan_id,account_id,amount,ts\n" + "".join(f"L2,AH,{HUGE},2024-07-{i + 1:02d}\n" for i in range(12)), 12, 0),
 ]
 
 
@@ -124,7 +125,7 @@ def test_each_odd_row_loads_exactly_or_is_quarantined(odd_store):
     assert all(tx[f"h{i}"]["amount"] == 999999999999999999 for i in range(12))
     loans = s.read("loans")
     assert sorted(loans["loan_id"].to_list()) == ["L1", "L2", "L3", "L8"]
-    assert len(s.read("repayments")) == 4  # both same-millisecond repayments kept
+    assert len(s.read("repayments")) == 16  # both same-millisecond repayments kept
     assert reports["disbursements_odd.csv"]["warnings"] == {
         "disbursements.account_id": 1, "disbursements.loan_id": 1, "disbursements.over_loan_amount": 2,
     }
@@ -187,6 +188,11 @@ def test_money_totals_are_exact_at_the_bounds(odd_store):
     total = decimal.Decimal(data["totals"]["disbursed_amount"])
     assert total == sum(decimal.Decimal(g["disbursed_amount"]) for g in data["groups"])
     assert total > decimal.Decimal("119999999999999999")
+    # repayments: the loan's status and the history sum them exactly too
+    r = invoke(store, "loan", "L2", "--as-of", "2024-12-31", "--json")
+    assert json.loads(r.stdout)["repayment_status"]["repaid_amount"] == "119999999999999999.88"
+    r = invoke(store, "history", "--borrower", "P3", "--json")
+    assert json.loads(r.stdout.splitlines()[0])["repaid"] == "119999999999999999.88"
 
 
 def test_evidence_for_alerts_and_loans(odd_store, tmp_path):
