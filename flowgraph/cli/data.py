@@ -48,23 +48,34 @@ def init(json_: JsonOpt = False) -> None:
 @app.command()
 def schema(table: Annotated[str | None, typer.Argument(help="One table (default: all).")] = None, json_: JsonOpt = False) -> None:
     """Print the data contract: columns, types, required, allowed values, keys."""
-    from flowgraph.core.schema import describe
+    from flowgraph.core.schema import VALUE_RULES, describe
 
     tables = describe(table)
     if want_json(json_):
         for t in tables:
             emit_json(t)
+        if table is None:
+            emit_json({"value_rules": VALUE_RULES})
         return
     for t in tables:
-        tab = Table(title=f"{t['table']}  (key: {', '.join(t['key'])})")
+        tab = Table(title=f"{t['table']}  (unique: {t['unique']})")
         for c in ("column", "kind", "dtype", "required", "allowed", "doc"):
             tab.add_column(c)
         for c in t["columns"]:
-            tab.add_row(
-                c["name"], c["kind"], c["dtype"], "yes" if c["required"] else "",
-                ", ".join(c["allowed"] or []), c["doc"],
-            )
+            allowed = ", ".join(c["allowed"] or []) or (f"[{c['bounds'][0]:g}, {c['bounds'][1]:g}]" if c["bounds"] else "")
+            tab.add_row(c["name"], c["kind"], c["dtype"], "yes" if c["required"] else "", allowed, c["doc"])
         out.print(tab)
+        for r in t["references"]:
+            out.print(f"  warns when {r['when']}: {', '.join(r['columns'])} → {r['target']} ({r['doc']})")
+        for c in t["checks"]:
+            out.print(f"  warns: {c['check']} ({c['doc']})")
+    if table is None:
+        rules = Table(title="how values are read (a row breaking a rule is quarantined with the reason)", show_lines=True)
+        rules.add_column("kind")
+        rules.add_column("rule")
+        for kind, text in VALUE_RULES.items():
+            rules.add_row(kind, text)
+        out.print(rules)
 
 
 class InputFormat(StrEnum):

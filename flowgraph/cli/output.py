@@ -135,4 +135,9 @@ def print_ingest(report: dict, as_json: bool) -> None:
     emit_rows(rows, False, title="ingest", columns=["table", "loaded", "rejected", "duplicates"])
     for table, path in report["quarantine"].items():
         say(f"[yellow]quarantined[/yellow] {report['tables'][table]['rejected']} {table} row(s) → {path}")
+    if report.get("warnings"):
+        counts = ", ".join(f"{check} {n}" for check, n in report["warnings"].items())
+        say(f"[yellow]loaded with warnings[/yellow] ({counts}) → {report['warnings_file']}")
+    if report.get("checks_pending"):
+        say(f"checks waiting for their table: {', '.join(report['checks_pending'])}")
     say(f"snapshot {report['snapshot_id']}" + ("" if report["changed"] else " (unchanged)"))
