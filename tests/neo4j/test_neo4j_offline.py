@@ -404,7 +404,7 @@ HEADERS = {
     "disbursed_to.csv": [":START_ID(Loan)", ":END_ID(Account)", ":TYPE", "disbursement_id", "amount:long", "ts:long"],
     "owns.csv": [":START_ID(Party)", ":END_ID(Account)", ":TYPE"],
     "related.csv": [":START_ID(Party)", ":END_ID(Party)", ":TYPE", "relation", "since:long"],
-    "repaid.csv": [":START_ID(Account)", ":END_ID(Loan)", ":TYPE", "amount:long", "ts:long"],
+    "repaid.csv": [":START_ID(Account)", ":END_ID(Loan)", ":TYPE", "repayment_id", "amount:long", "ts:long"],
     "parties_referenced.csv": ["party_id:ID(Party)"],
 }
 
