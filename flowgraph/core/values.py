@@ -11,7 +11,7 @@ nothing is guessed. The rules, which ingest's column parser
 - **amounts**: ``[0-9]+(.[0-9]+)?``, not negative, at most 16 digits before the point
   (at most 9,999,999,999,999,999.99); places after the second must be zeros (``1.500``
   is exactly 1.50; ``1.505`` is refused). No sign, exponent, grouping, ``NaN`` or ``inf``.
-- **timestamps**, stored as UTC ms, within [1900-01-01, 2200-01-01):
+- **timestamps**, stored as UTC ms, within [1900-01-01, 2200-01-01) (``bounded``):
 
   - ISO-8601 ``YYYY-MM-DD``, ``YYYY-MM-DD[T ]HH:MM[:SS[.f…]]``, naive = UTC, or with
     ``Z`` / an offset ``±HH:MM`` / ``±HHMM`` of at most 14:00; digits after the
@@ -141,8 +141,13 @@ def _civil_ms(y: int, mo: int, d: int, hh: int = 0, mi: int = 0, ss: int = 0) ->
     return int((dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1))
 
 
-def parse_ts(text: str | int) -> int:
-    """ISO-8601, ``YYYYMMDD`` or epoch milliseconds → UTC ms, by the timestamp rules above."""
+def parse_ts(text: str | int, bounded: bool = False) -> int:
+    """ISO-8601, ``YYYYMMDD`` or epoch milliseconds → UTC ms, by the timestamp rules above.
+
+    ``bounded``: also the contract's range 1900-01-01 … 2199-12-31, as ingest reads
+    data; without it (query options such as ``--since 2999-01-01``) any time the layouts
+    can write is fine.
+    """
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     s = normalize(text)
@@ -159,7 +164,7 @@ def parse_ts(text: str | int) -> int:
                 f"{text!r} has {len(s)} digits: epoch milliseconds have 11 to 13 (epoch seconds are"
                 " not read); write ISO-8601"
             )
-        return _in_range(ms, text)
+        return _in_range(ms, text) if bounded else ms
     m = TS_RE.match(s)
     if not m:
         raise InvalidValue(f"unparsable timestamp {text!r}")
@@ -176,7 +181,7 @@ def parse_ts(text: str | int) -> int:
         if om > 59 or oh * 60 + om > MAX_OFFSET_MIN:
             raise InvalidValue(f"UTC offset {off!r} outside ±14:00 in {text!r}")
         ms -= (1 if off[0] == "+" else -1) * (oh * 60 + om) * 60_000
-    return _in_range(ms, text)
+    return _in_range(ms, text) if bounded else ms
 
 
 def _in_range(ms: int, text) -> int:
