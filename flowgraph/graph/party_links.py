@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,12 +191,22 @@ class PartyGraph:
     ) -> dict[str, Chain]:
         """Accounts owned by the borrower side (relations valid ``at``, when given) → the
         chain linking each to a borrower."""
-        out: dict[str, Chain] = {}
-        for party, chain in self.linked_parties(borrowers, depth, relation_types, at).items():
+        return dict(self.linked_account_map(borrowers, depth, relation_types, at).items())
+
+    def linked_account_map(
+        self,
+        borrowers: Iterable[str],
+        depth: int = 1,
+        relation_types: Iterable[str] | None = None,
+        at: int | None = None,
+    ) -> LinkedAccounts:
+        """:meth:`linked_accounts` as a read-only mapping that makes each chain when asked."""
+        parties = self.linked_parties(borrowers, depth, relation_types, at)
+        via: dict[str, str] = {}
+        for party in parties:
             for acct in self.owned.get(party, ()):
-                if acct not in out:
-                    out[acct] = [*chain, {"owns": acct}]
-        return dict(sorted(out.items()))
+                via.setdefault(acct, party)
+        return LinkedAccounts(parties, dict(sorted(via.items())))
 
     def change_times(self, borrower: str, depth: int, relation_types: Iterable[str] | None = None) -> list[int]:
         """The sorted times at which the borrower's side can change: every finite end of
@@ -219,6 +229,24 @@ class PartyGraph:
                         nxt.append(other)
             frontier = nxt
         return sorted(times)
+
+
+class LinkedAccounts(Mapping):
+    """Linked account → its chain, in account order; a chain is made when asked (a batch
+    needs the accounts of thousands of disbursements, the chains of the few that fire)."""
+
+    def __init__(self, parties: dict[str, Chain], via: dict[str, str]):
+        self._parties = parties  # party → chain from a borrower
+        self._via = via  # account → the party whose ownership links it
+
+    def __getitem__(self, acct: str) -> Chain:
+        return [*self._parties[self._via[acct]], {"owns": acct}]
+
+    def __iter__(self):
+        return iter(self._via)
+
+    def __len__(self) -> int:
+        return len(self._via)
 
 
 def chain_text(chain: Chain) -> str:
@@ -305,7 +333,7 @@ def linked_targets(
         else:
             era = -1
         if (key, era) not in cache:
-            cache[(key, era)] = graph.linked_accounts([b], depth, relation_types, at) if b else {}
+            cache[(key, era)] = graph.linked_account_map([b], depth, relation_types, at) if b else {}
         linked = cache[(key, era)]
         linked_of.append(linked)
         dense = lookup.many(list(linked))

@@ -79,22 +79,24 @@ def test_trace_json_shape(sample_store):
     assert r.exit_code == 0 and "path 1" in r.stdout
 
 
-def _linked_accounts_plain(store: Store) -> dict[str, set[str]]:
-    """Borrower → accounts of the borrower and of parties one relation away (plain Python)."""
+def _linked_accounts_plain(store: Store):
+    """(borrower, time) → accounts of the borrower and of parties one relation away that
+    is valid at that time (since <= time; plain Python)."""
     rel = store.read("relations")
-    nbrs: dict[str, set[str]] = {}
-    for a, b in zip(rel["party_a"].to_list(), rel["party_b"].to_list(), strict=True):
-        nbrs.setdefault(a, set()).add(b)
-        nbrs.setdefault(b, set()).add(a)
+    nbrs: dict[str, list[tuple[str, int | None]]] = {}
+    for a, b, since in zip(rel["party_a"].to_list(), rel["party_b"].to_list(), rel["since"].to_list(), strict=True):
+        nbrs.setdefault(a, []).append((b, since))
+        nbrs.setdefault(b, []).append((a, since))
     acc = store.read("accounts")
     owned: dict[str, set[str]] = {}
     for aid, owner in zip(acc["account_id"].to_list(), acc["owner_id"].to_list(), strict=True):
         owned.setdefault(owner, set()).add(aid)
-    out = {}
-    for b in store.read("loans")["borrower_id"].unique().to_list():
-        parties = {b} | nbrs.get(b, set())
-        out[b] = set().union(*(owned.get(p, set()) for p in parties))
-    return out
+
+    def linked(borrower: str, at: int) -> set[str]:
+        parties = {borrower} | {o for o, since in nbrs.get(borrower, []) if since is None or since <= at}
+        return set().union(*(owned.get(p, set()) for p in parties))
+
+    return linked
 
 
 def test_finbench_trace_all_equals_reference(finbench_store):
@@ -120,7 +122,7 @@ def test_finbench_trace_all_equals_reference(finbench_store):
         keep = np.flatnonzero((ts > t0) & (ts <= t0 + window) & (amount >= ratio_threshold(0.1, a)))
         ref = find_flow_back_reference(
             src[keep].tolist(), dst[keep].tolist(), ts[keep].tolist(), amount[keep].tolist(),
-            row["account_id"], t0, a, linked[row["borrower_id"]], window_ms=window, max_hops=5,
+            row["account_id"], t0, a, linked(row["borrower_id"], t0), window_ms=window, max_hops=5,
             min_amount_ratio=0.1, max_paths=100,
         )
         rec = by_id[row["disbursement_id"]]
