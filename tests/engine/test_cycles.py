@@ -226,3 +226,29 @@ def test_labels_sorted_numerically_when_all_integers():
     src, dst, labels = e.to_dense()
     assert cycles_to_text(find_cycles(src, dst), labels) == "1\n9,100,10\n"
 
+
+
+def test_cli_json_limit_and_truncated(tmp_path):
+    """``cycles --json``: one object per cycle, then the summary; ``--limit`` caps the list
+    shortest first and says whether more exist; the text layout counts what it lists."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flowgraph.cli import app
+
+    n = 12
+    edges = tmp_path / "edges.txt"
+    edges.write_text("".join(f"{u},{v},1\n" for u in range(n) for v in range(n) if u != v))
+    runner = CliRunner()
+    r = runner.invoke(app, ["cycles", "--edges", str(edges), "--limit", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[-1] == {"count": 5, "truncated": True, "limit": 5}
+    assert [x["accounts"] for x in lines[:-1]] == [["0", "1", "2"], ["0", "1", "3"], ["0", "1", "4"], ["0", "1", "5"], ["0", "1", "6"]]
+    assert all(x["length"] == 3 for x in lines[:-1])
+    r = runner.invoke(app, ["cycles", "--edges", str(edges), "--limit", "5"])
+    assert r.exit_code == 0 and r.stdout.splitlines()[0] == "5" and len(r.stdout.splitlines()) == 6
+    assert "more exist" in r.stderr
+    r = runner.invoke(app, ["cycles", "--edges", str(edges), "--max-hops", "3", "--limit", "0", "--json"])
+    assert json.loads(r.stdout.splitlines()[-1]) == {"count": n * (n - 1) * (n - 2) // 3, "truncated": False, "limit": None}

@@ -70,6 +70,23 @@ def test_account_summary(store, case):
     assert data["totals"]["transactions"] == sum(d["transactions"] for d in data["by_day"])
     assert any(a["disbursement_id"] == rec["disbursement_id"] for a in data["alerts"])
     assert runner.invoke(app, ["--store", str(store), "account", acct]).exit_code == 0
+    # the disbursement credit is part of the inflow, marked as such, and its loan is a counterparty
+    credited = pl.read_csv(samples_dir() / "disbursements.csv", infer_schema=False).filter(pl.col("account_id") == acct)
+    disbursed = sum(_minor(x) for x in credited["amount"].to_list())
+    assert _minor(data["totals"]["disbursed"]) == disbursed > 0
+    assert data["totals"]["disbursements"] == credited.height
+    assert _minor(data["totals"]["inflow"]) == disbursed + sum(_minor(d["inflow"]) - _minor(d["disbursed"]) for d in data["by_day"])
+    day = rec["ts"][:10]
+    assert _minor(next(d for d in data["by_day"] if d["day"] == day)["disbursed"]) >= _minor(rec["amount"])
+    every = cli_json(store, "account", acct, "--top", "100000")["top_counterparties"]
+    loans = {c["loan"]: c for c in every if c["kind"] == "loan"}
+    assert rec["loan_id"] in loans and loans[rec["loan_id"]]["account"] is None
+
+
+def _minor(text: str) -> int:
+    from flowgraph.core.values import parse_amount
+
+    return parse_amount(text)
 
 
 def test_history_filters(store, case):
