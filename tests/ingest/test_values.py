@@ -132,7 +132,7 @@ def _python(parse, text):
         return None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(texty, iso, digit_runs), min_size=1, max_size=30))
 def test_python_polars_and_fast_pass_agree_on_timestamps(texts):
     raw = pl.DataFrame({"tx_id": [f"t{i}" for i in range(len(texts))], "ts": texts, "src_account": "a",
@@ -153,7 +153,7 @@ amounts = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(amounts, min_size=1, max_size=30))
 def test_python_polars_and_fast_pass_agree_on_amounts(texts):
     raw = pl.DataFrame({"tx_id": [f"t{i}" for i in range(len(texts))], "ts": "2024-01-01", "src_account": "a",
