@@ -162,3 +162,19 @@ def test_python_polars_and_fast_pass_agree_on_amounts(texts):
     got = dict(zip(good[ROW].to_list(), good["amount"].to_list(), strict=True))
     for i, text in enumerate(texts, 1):
         assert got.get(i) == _python(parse_amount, text), text
+
+
+def test_money_sums_are_exact_beyond_int64():
+    """The totals' path (Int128 sums, any-size formatting) at the bounds: the largest
+    amount the contract loads, twelve times, and the largest int64, twelve times."""
+    from flowgraph.core.values import AMOUNT_MAX, format_amount, money_sum, sum_money
+
+    int64_max = 2**63 - 1
+    for value, total in ((AMOUNT_MAX, "119999999999999999.88"), (int64_max, "1106804644422573096.84")):
+        df = pl.DataFrame({"a": [value] * 12}, schema={"a": pl.Int64})
+        assert df["a"].sum() != value * 12  # a plain int64 sum wraps around here
+        got = df.select(money_sum(pl.col("a"))).item()
+        assert got == value * 12 == sum_money([value] * 12)
+        assert format_amount(got) == total
+        grouped = df.with_columns(pl.lit("g").alias("k")).group_by("k").agg(money_sum(pl.col("a")))
+        assert grouped["a"][0] == value * 12
