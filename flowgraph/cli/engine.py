@@ -44,12 +44,17 @@ def index(
     neo4j_database: NeoDatabase = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Build (or refresh) the CSR index of the store's transactions."""
+    """Build (or refresh) the CSR index of the store's transactions.
+
+    With --json: the index meta plus ``edges``, ``accounts`` and ``digest`` (SHA-256 of the
+    installed index's account ids and arrays), so two indexes can be compared by anyone.
+    """
+    from flowgraph.engine.csr import index_digest, load_index
     from flowgraph.graph.store_index import load_or_build_index
 
     store = open_store()
     if from_neo4j:
-        from flowgraph.neo4j.store import index_store_from_source
+        from flowgraph.neo4j.source import index_store_from_source
 
         if not want_json(json_):
             say("building the index from Neo4j")
@@ -58,7 +63,9 @@ def index(
     else:
         _, meta = load_or_build_index(store, rebuild, None if want_json(json_) else say)
     if want_json(json_):
-        emit_json(meta)
+        installed, _ = load_index(store.index_dir)
+        emit_json({**meta, "edges": int(installed.n_edges), "accounts": int(installed.n_accounts),
+                   "digest": index_digest(installed)})
     else:
         state = "built" if meta.get("rebuilt") else "current"
         say(f"index {state}: {meta['accounts']} accounts, {meta['edges']} edges (snapshot {meta['snapshot_id']})")
@@ -101,7 +108,7 @@ def links(
 
 def _print_cypher(records: list[dict], as_json: bool) -> None:
     """One Cypher statement per loan (all its disbursements' paths), `;`-separated."""
-    from flowgraph.neo4j.store import cypher_for_records
+    from flowgraph.neo4j.trace_cypher import cypher_for_records
 
     by_loan: dict[str, list[dict]] = {}
     for rec in records:

@@ -96,7 +96,7 @@ def neo4j_export_import(
     json_: JsonOpt = False,
 ) -> None:
     """Write node/relationship CSV files and the `neo4j-admin database import full` command."""
-    from flowgraph.neo4j.store import export_import
+    from flowgraph.neo4j.export import export_import
 
     store = open_store()
     # the store rules here; export_import itself refuses a folder that is not an earlier export

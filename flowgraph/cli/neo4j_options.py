@@ -31,7 +31,8 @@ NeoDatabase = Annotated[str | None, typer.Option(
 
 def connect_neo4j(uri: str | None, user: str | None, password: str | None, database: str | None):
     """A checked Neo4j connection from the options (over the environment)."""
-    from flowgraph.neo4j.store import Neo4jSettings, Neo4jStore
+    from flowgraph.neo4j.settings import Neo4jSettings
+    from flowgraph.neo4j.store import Neo4jStore
 
     neo = Neo4jStore.from_settings(Neo4jSettings.resolve(uri, user, password, database))
     try:

@@ -108,13 +108,13 @@ def score(
     else:
         summary = score_days(store, days, pack, threads, None, None, all_)
     if neo is not None:
-        from flowgraph.neo4j.store import alerts_of_days
-
         with neo:
-            written = neo.write_alerts(alerts_of_days(store, days))
-        summary["neo4j"] = {"uri": neo.uri, "database": neo.database, "alerts_written": written}
+            synced = neo.sync_alerts(store, days)
+        summary["neo4j"] = {"uri": neo.uri, "database": neo.database,
+                            "alerts_written": synced["written"], "alerts_deleted": synced["deleted"]}
         if not as_json:
-            say(f"wrote {written} alert(s) to Neo4j at {neo.uri}")
+            say(f"wrote {synced['written']} alert(s) to Neo4j at {neo.uri}, deleted {synced['deleted']} "
+                "that the re-score no longer raises")
     if as_json:
         emit_json(summary)
     else:

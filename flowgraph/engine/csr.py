@@ -16,6 +16,7 @@ order. The index is persisted as ``.npy`` files and memory-mapped on load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -55,6 +56,25 @@ _DTYPES = {
     "ramount": np.int64,
     "rrow": np.int64,
 }
+
+
+def index_digest(index: TemporalIndex) -> str:
+    """SHA-256 (hex) of an index's content: its account ids, then every CSR array.
+
+    Two indexes with equal digests hold the same accounts and the same arrays byte for
+    byte, whatever built them (``index``, ``index --from-neo4j``) and however they are
+    stored. Account ids are hashed as UTF-8, each followed by a NUL byte; each array in
+    the order of :data:`ARRAY_NAMES` as its name, then its little-endian bytes at the
+    saved dtype.
+    """
+    h = hashlib.sha256()
+    for account in np.asarray(index.account_ids).tolist():
+        h.update(str(account).encode() + b"\0")
+    for name in ARRAY_NAMES:
+        arr = np.ascontiguousarray(getattr(index, name), dtype=np.dtype(_DTYPES[name]).newbyteorder("<"))
+        h.update(name.encode() + b"\0")
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
 
 
 @dataclass
@@ -410,4 +430,4 @@ def load_index(directory: Path) -> tuple[TemporalIndex, dict]:
     return TemporalIndex(**arrays), meta
 
 
-__all__ = ["TemporalIndex", "build_index", "save_index", "load_index"]
+__all__ = ["TemporalIndex", "build_index", "index_digest", "save_index", "load_index"]

@@ -109,6 +109,18 @@ WRITE_ALERTS = (
     "MERGE (a)-[:ON]->(l)"
 )
 
+#: ``sync_alerts``: remove Alert nodes whose alert vanished from the store on a re-score.
+DELETE_ALERTS = (
+    "UNWIND $rows AS row\n"
+    "MATCH (a:Alert {alert_id: row.alert_id})\n"
+    "DETACH DELETE a"
+)
+#: ``sync_alerts``: the Alert nodes of the scored as-of days (``as_of`` is 'YYYY-MM-DD').
+READ_ALERT_IDS_OF_DAYS = (
+    "MATCH (a:Alert) WHERE a.as_of IN $days\n"
+    "RETURN a.alert_id AS alert_id"
+)
+
 READ_SYNC_MARK = (
     "MATCH (m:FlowgraphSync {key: 'store'})\n"
     "RETURN m.snapshot_id AS snapshot_id, m.transfers AS transfers, m.accounts AS accounts,\n"
@@ -167,6 +179,7 @@ READ_PARAMETERS: dict[str, dict] = {
     "READ_TRANSFERS_FIRST": {"limit": 1},
     "READ_TRANSFERS_AFTER": {"limit": 1, "after": "t"},
     "READ_ALERTS": {},
+    "READ_ALERT_IDS_OF_DAYS": {"days": ["2024-01-01"]},
     "PING": {},
 }
 
@@ -179,6 +192,7 @@ def all_statements() -> dict[str, tuple[str, dict | None]]:
     for table, s in PUSH_STATEMENTS.items():
         out[f"push[{table}]"] = (s, {"rows": []})
     out["WRITE_ALERTS"] = (WRITE_ALERTS, {"rows": []})
+    out["DELETE_ALERTS"] = (DELETE_ALERTS, {"rows": []})
     g = globals()
     for name, params in READ_PARAMETERS.items():
         out[name] = (g[name], params)

@@ -105,6 +105,7 @@ COMMANDS: dict[str, str] = {
     "users add": "configure",
     "users remove": "configure",
     "neo4j": "configure",
+    "neo4j status": "aggregate",
 }
 DEFAULT_PERMISSION = "configure"
 

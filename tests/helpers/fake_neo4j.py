@@ -121,6 +121,11 @@ def _write_alert(g: FakeGraph, row: dict) -> None:
     g.on.add((row["alert_id"], row["loan_id"]))
 
 
+def _delete_alert(g: FakeGraph, row: dict) -> None:
+    g.nodes.get("Alert", {}).pop(row["alert_id"], None)
+    g.on = {(a, loan) for a, loan in g.on if a != row["alert_id"]}
+
+
 ROW_WRITERS: dict[str, Callable[[FakeGraph, dict], None]] = {
     cy.PUSH_STATEMENTS["parties"]: _push_parties,
     cy.PUSH_STATEMENTS["accounts"]: _push_accounts,
@@ -130,8 +135,9 @@ ROW_WRITERS: dict[str, Callable[[FakeGraph, dict], None]] = {
     cy.PUSH_STATEMENTS["disbursements"]: _push_disbursements,
     cy.PUSH_STATEMENTS["repayments"]: _push_repayments,
     cy.WRITE_ALERTS: _write_alert,
+    cy.DELETE_ALERTS: _delete_alert,
 }
-assert len(ROW_WRITERS) == len(cy.PUSH_STATEMENTS) + 1
+assert len(ROW_WRITERS) == len(cy.PUSH_STATEMENTS) + 2
 
 
 class FakeDriver:
@@ -239,6 +245,9 @@ class FakeDriver:
                 rows = [kv for kv in rows if kv[0][2] > p["after"]]
             return [{"tx_id": t, "src": s, "dst": d, "ts": props.get("ts"), "amount": props.get("amount")}
                     for (s, d, t), props in rows[: p["limit"]]]
+        if q == cy.READ_ALERT_IDS_OF_DAYS:
+            return [{"alert_id": a} for a, n in sorted(g.nodes.get("Alert", {}).items())
+                    if n.get("as_of") in p["days"]]
         if q == cy.READ_ALERTS:
             loans = dict(g.on)
             return [{"alert_id": a, "loan_id": loans[a], "rule_id": n.get("rule_id"), "level": n.get("level"),

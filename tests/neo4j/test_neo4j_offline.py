@@ -26,18 +26,11 @@ from flowgraph.core.errors import Neo4jConfigError, Neo4jStoreError, Neo4jUnavai
 from flowgraph.engine.csr import ARRAY_NAMES, load_index
 from flowgraph.graph.store_index import build_store_index
 from flowgraph.neo4j import cypher as cy
-from flowgraph.neo4j.store import (
-    IMPORT_FILES,
-    PUSH_TABLES,
-    SYNC_FILE,
-    Neo4jSettings,
-    Neo4jStore,
-    build_index_from_source,
-    cypher_for_records,
-    export_import,
-    redact_uri,
-    store_fingerprint,
-)
+from flowgraph.neo4j.export import IMPORT_FILES, export_import
+from flowgraph.neo4j.settings import Neo4jSettings, redact_uri
+from flowgraph.neo4j.source import build_index_from_source, store_fingerprint
+from flowgraph.neo4j.store import PUSH_TABLES, SYNC_FILE, Neo4jStore
+from flowgraph.neo4j.trace_cypher import cypher_for_records
 from flowgraph.store.embedded import Store
 from tests.helpers import copy_store
 from tests.helpers.fake_neo4j import FakeDriver
@@ -204,7 +197,7 @@ def test_push_into_a_graph_with_other_data_is_not_in_sync(contract_store):
     assert not res["in_sync"] and res["graph"]["transfers"] == res["store"]["transfers"] + 1
     assert neo_of(driver).snapshot_id().startswith("neo4j:")
     with pytest.raises(Neo4jStoreError, match="neo4j push"):
-        from flowgraph.neo4j.store import index_store_from_source
+        from flowgraph.neo4j.source import index_store_from_source
 
         index_store_from_source(contract_store, neo_of(driver))
 

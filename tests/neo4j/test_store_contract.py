@@ -1,4 +1,4 @@
-"""One contract, two stores: the embedded Parquet store and Neo4j (flowgraph.neo4j_store).
+"""One contract, two stores: the embedded Parquet store and Neo4j (flowgraph.neo4j).
 
 Always runs against the embedded store and against Neo4jStore over the in-memory fake
 driver of tests/fake_neo4j.py. Runs against a real Neo4j too when
@@ -17,7 +17,7 @@ import pytest
 from flowgraph.engine.csr import ARRAY_NAMES
 from flowgraph.graph.store_index import build_store_index
 from flowgraph.ingest.load import ingest_frames
-from flowgraph.neo4j.store import (
+from flowgraph.neo4j.source import (
     ALERT_SUMMARY_SCHEMA,
     TRANSFER_SCHEMA,
     EmbeddedSource,
@@ -96,7 +96,8 @@ def _neo4j_source(store: Store):
     if missing:
         pytest.skip(f"Neo4j contract tests need {', '.join(missing)} (a throwaway Neo4j 5 server; "
                     "see docs/neo4j.md)")
-    from flowgraph.neo4j.store import Neo4jSettings, Neo4jStore
+    from flowgraph.neo4j.settings import Neo4jSettings
+    from flowgraph.neo4j.store import Neo4jStore
 
     neo = Neo4jStore.from_settings(Neo4jSettings.from_env())
     neo.verify()
