@@ -1,14 +1,12 @@
 """One contract, two stores: the embedded Parquet store and Neo4j (flowgraph.neo4j).
 
 Always runs against the embedded store and against Neo4jStore over the in-memory fake
-driver of tests/fake_neo4j.py. Runs against a real Neo4j too when
-FLOWGRAPH_NEO4J_URI / _USER / _PASSWORD are set; that database must be empty or hold
-only data of an earlier run of these tests (it is wiped), so use a throwaway server.
+driver of tests/helpers/fake_neo4j.py, and against the live server of
+tests/neo4j/conftest.py (FLOWGRAPH_NEO4J_URI / _USER / _PASSWORD; skipped without them,
+failing when CI is set). That database is wiped, so use a throwaway server.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import polars as pl
@@ -26,10 +24,6 @@ from flowgraph.neo4j.source import (
 )
 from flowgraph.rules.alerts import ALERT_SCHEMA
 from flowgraph.store.embedded import Store
-
-NEO4J_VARS = ("FLOWGRAPH_NEO4J_URI", "FLOWGRAPH_NEO4J_USER", "FLOWGRAPH_NEO4J_PASSWORD")
-TEST_MARK = "FlowgraphContractTest"
-WIPE = "MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
 
 
 def contract_frames() -> list[tuple[str, str, pl.LazyFrame]]:
@@ -91,29 +85,12 @@ def store(tmp_path_factory) -> Store:
     return make_contract_store(tmp_path_factory.mktemp("contract") / "store")
 
 
-def _neo4j_source(store: Store):
-    missing = [v for v in NEO4J_VARS if not os.environ.get(v)]
-    if missing:
-        pytest.skip(f"Neo4j contract tests need {', '.join(missing)} (a throwaway Neo4j 5 server; "
-                    "see docs/neo4j.md)")
-    from flowgraph.neo4j.settings import Neo4jSettings
-    from flowgraph.neo4j.store import Neo4jStore
+def _neo4j_source(request, store: Store):
+    """The live server (tests/neo4j/conftest.py), emptied, holding ``store``."""
+    from tests.neo4j.conftest import wipe
 
-    neo = Neo4jStore.from_settings(Neo4jSettings.from_env())
-    neo.verify()
-    # test_neo4j_live.py marks the database it wipes with its own label
-    records, _, _ = neo._driver.execute_query(
-        f"OPTIONAL MATCH (m) WHERE m:{TEST_MARK} OR m:FlowgraphLiveTest "
-        "WITH count(m) AS marks MATCH (n) RETURN marks, count(n) AS n",
-        database_=neo.database,
-    )
-    if records and records[0]["n"] and not records[0]["marks"]:
-        neo.close()
-        pytest.skip("the Neo4j database is not empty; the live suite wipes it, so it needs a throwaway one")
-    # CALL { ... } IN TRANSACTIONS needs an implicit (auto-commit) transaction: session.run
-    with neo._driver.session(database=neo.database) as session:
-        session.run(WIPE).consume()
-    neo._driver.execute_query(f"CREATE (:{TEST_MARK})", database_=neo.database)
+    neo = request.getfixturevalue("live_neo")
+    wipe(neo)
     neo.init_schema()
     neo.push(store, batch_size=2, restart=True)
     return neo
@@ -134,9 +111,7 @@ def source(request, store) -> GraphSource:
         neo.push(store, batch_size=2, restart=True)
         yield neo
         return
-    neo = _neo4j_source(store)
-    yield neo
-    neo.close()
+    yield _neo4j_source(request, store)
 
 
 def test_is_a_graph_source(source):
