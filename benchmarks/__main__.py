@@ -3,6 +3,7 @@
     python -m benchmarks [--scales 1M,10M,50M] [--out benchmarks/out] [--quick]
                          [--stages generate,ingest,index,grid,latency,trace_all,score_all,peers]
     python -m benchmarks --report benchmarks/out/bench_1M.json,...   # tables + charts only
+    python -m benchmarks --scales 100k,1M --stages generate,ingest,index,neo4j   # Neo4j as a peer
 
 For each scale the bank is generated once into ``benchmarks/data/<scale>-<seed>``
 (:mod:`benchmarks.datasets`), ingested into a fresh store ``<that>-bench-store``, indexed
@@ -28,6 +29,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ALL_STAGES = ("generate", "ingest", "index", "grid", "latency", "trace_all", "score_all", "peers")
+#: not in the default run: a Neo4j push of 10M+ rows takes hours at ~8k rows/s. Run it with
+#: --scales 100k,1M --stages generate,ingest,index,neo4j (needs Java 17 + Maven: tools/neo4j)
+EXTRA_STAGES = ("neo4j",)
 
 
 def machine_info() -> dict:
@@ -131,6 +135,8 @@ def run_scale(label: str, args, log) -> dict:
         "peers": {"random": args.peer_sample, "with_paths": args.peer_sample, "nx_budget": args.nx_budget,
                   "nx_timeout": args.nx_timeout, "duckdb_single": 3 if big else 10,
                   "duckdb_timeout": args.duckdb_timeout, "duckdb_memory": "8GB" if big else "6GB"},
+        # same sample as "peers" (same seed and sizes); a Neo4j server of its own (tools/neo4j)
+        "neo4j": {"random": args.peer_sample, "with_paths": args.peer_sample, "timeout": args.duckdb_timeout},
     }  # fmt: skip
     for stage in args.stages.split(","):
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

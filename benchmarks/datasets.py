@@ -18,12 +18,13 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 
 #: scale label → (generate scale name, Scale or None when generate already has it)
-SCALE_OF = {"1M": "bench1M", "10M": "medium", "50M": "large"}
+SCALE_OF = {"100k": "bench100k", "1M": "bench1M", "10M": "medium", "50M": "large"}
 
 
 def _register() -> None:
     from flowgraph.synthetic.generate import SCALES, Scale
 
+    SCALES.setdefault("bench100k", Scale(2_000, 100_000, 6))  # the Neo4j peer's small scale
     SCALES.setdefault("bench1M", Scale(20_000, 1_000_000, 12))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import resource
 import shutil
 import signal
@@ -15,6 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+NEO4J_PASSWORD = "flowgraph-bench"
 
 HOPS = (3, 4, 5)
 WINDOWS = (7, 30, 90)
@@ -253,18 +258,10 @@ class _Timeout(Exception):
     pass
 
 
-def stage_peers(args, opts) -> dict:
-    """Engine vs networkx vs DuckDB on a sample of disbursements, same parameters."""
-    import polars as pl
-
-    from benchmarks.peers import (
-        canonical,
-        duckdb_connect,
-        duckdb_flow_back,
-        edges_of,
-        greedy_returned,
-        nx_flow_back,
-    )
+def _engine_sample(args, opts) -> dict:
+    """The peers' sample of disbursements (random + with paths, seeded) and the engine's
+    answers and timings on it; every peer stage compares against these."""
+    from benchmarks.peers import canonical
     from flowgraph.engine.flow_back import find_flow_back, find_flow_back_batch
     from flowgraph.store.embedded import Store
 
@@ -319,6 +316,32 @@ def stage_peers(args, opts) -> dict:
         engine_ret.append(int(sb.returned_amount[k]))
         engine_trunc.append(bool(full.truncated))
         assert full.path_count == int(sb.path_count[k])
+
+    return {"store": store, "hops": hops, "wd": wd, "p": p, "tx": tx, "tx_ids": tx_ids, "pick": pick,
+            "pick_r": pick_r, "pick_p": pick_p, "has": has, "group": group, "rows": rows,
+            "eng_batch": eng_batch, "eng_single": eng_single, "engine_paths": engine_paths,
+            "engine_ret": engine_ret, "engine_trunc": engine_trunc}
+
+
+def stage_peers(args, opts) -> dict:
+    """Engine vs networkx vs DuckDB on a sample of disbursements, same parameters."""
+    import polars as pl
+
+    from benchmarks.peers import (
+        canonical,
+        duckdb_connect,
+        duckdb_flow_back,
+        edges_of,
+        greedy_returned,
+        nx_flow_back,
+    )
+
+    smp = _engine_sample(args, opts)
+    store, hops, wd, p, tx, tx_ids = smp["store"], smp["hops"], smp["wd"], smp["p"], smp["tx"], smp["tx_ids"]
+    pick, pick_r, pick_p, has, group, rows = (smp[k] for k in ("pick", "pick_r", "pick_p", "has", "group", "rows"))
+    eng_batch, eng_single, engine_paths, engine_ret, engine_trunc = (
+        smp[k] for k in ("eng_batch", "eng_single", "engine_paths", "engine_ret", "engine_trunc"))
+    del smp
 
     out = {"hops": hops, "window_days": wd, "sample": len(pick), "random": len(pick_r),
            "with_paths_pool": int(len(has)), "with_paths": len(pick_p),
@@ -470,10 +493,156 @@ def stage_peers(args, opts) -> dict:
     return out
 
 
+
+def _start_neo4j(home: Path, heap: str, pagecache: str):
+    """``tools/neo4j/server --home`` as a child: (process, Bolt URI, seconds to start)."""
+    import subprocess
+    import threading
+
+    env = {**os.environ, "FLOWGRAPH_NEO4J_HEAP": heap, "FLOWGRAPH_NEO4J_PASSWORD": NEO4J_PASSWORD}
+    t = time.perf_counter()
+    proc = subprocess.Popen([str(ROOT / "tools" / "neo4j" / "server"), "--home", str(home), "--pagecache", pagecache],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)  # fmt: skip
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(600)
+    uri = box[0].strip() if box else ""
+    if not uri.startswith("bolt://"):
+        proc.kill()
+        raise RuntimeError(f"tools/neo4j/server did not start (printed {uri!r})")
+    return proc, uri, time.perf_counter() - t
+
+
+def _stop_neo4j(proc) -> None:
+    proc.stdin.close()
+    try:
+        proc.wait(60)
+    except Exception:  # noqa: BLE001  (subprocess.TimeoutExpired)
+        proc.kill()
+
+
+def stage_neo4j(args, opts) -> dict:
+    """Neo4j 5.26 as a peer: ``neo4j push`` rows/s, the flow-back rule in Cypher (QPP and
+    variable-length) on the peers' sample with answers compared to the engine's, and
+    ``neo4j-admin database import full`` rows/s on the ``neo4j export-import`` files."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    from neo4j import GraphDatabase
+
+    from benchmarks.neo4j_peer import VARIANTS, edges_from_neo4j, timed_flow_back
+    from benchmarks.peers import canonical, greedy_returned
+    from flowgraph.neo4j.export import export_import
+    from flowgraph.neo4j.store import PUSH_TABLES, Neo4jStore
+
+    smp = _engine_sample(args, opts)
+    store, hops, p, rows = smp["store"], smp["hops"], smp["p"], smp["rows"]
+    eng_single, engine_paths, engine_ret = smp["eng_single"], smp["engine_paths"], smp["engine_ret"]
+    eng_b1 = smp["eng_batch"][1] / max(1, len(rows))
+    eng_mean = float(np.mean(eng_single)) if eng_single else 0.0
+    out: dict = {"hops": hops, "window_days": smp["wd"], "sample": len(rows), "random": len(smp["pick_r"]),
+                 "with_paths": len(smp["pick_p"]),
+                 "engine_batch_threads1_ms_per_disb": round(eng_b1 * 1000, 5),
+                 "engine_single_ms_mean": round(eng_mean * 1000, 4)}  # fmt: skip
+    limit = float(opts.get("timeout", 600))
+    work = Path(tempfile.mkdtemp(prefix="fg-neo4j-bench-", dir=opts.get("tmp")))
+    heap, pagecache = opts.get("heap", "2g"), opts.get("pagecache", "1g")
+    try:
+        proc, uri, start_s = _start_neo4j(work / "server", heap, pagecache)
+        out["server"] = {"start_seconds": round(start_s, 1), "heap": heap, "pagecache": pagecache}
+        try:
+            # push: the whole store, as `flowgraph neo4j push` does it
+            batch = int(opts.get("batch_size", 5000))
+            with Neo4jStore(uri, "neo4j", NEO4J_PASSWORD) as neo:
+                res = neo.push(store, batch_size=batch)
+            pushed = sum(t["rows"] for t in res["tables"].values())
+            out["push"] = {"rows": pushed, "seconds": res["seconds"], "rows_per_s": round(pushed / res["seconds"]),
+                           "transactions": res["tables"]["transactions"]["rows"], "batch_size": batch,
+                           "tables": list(PUSH_TABLES), "in_sync": res["in_sync"]}  # fmt: skip
+            drv = GraphDatabase.driver(uri, auth=("neo4j", NEO4J_PASSWORD), notifications_min_severity="OFF")
+            kw = {"window_ms": p.window_ms, "max_hops": hops, "timeout": limit}
+            for variant in VARIANTS:
+                v: dict = {}
+                try:
+                    timed_flow_back(drv, rows[:5], variant=variant, **kw)  # plan cache, page cache
+                    runs = []
+                    for _ in range(int(opts.get("repeat", 3))):
+                        got, sec = timed_flow_back(drv, rows, variant=variant, **kw)
+                        runs.append(sec)
+                    batch_s = min(runs)
+                except Exception as exc:  # noqa: BLE001  (a timeout or the memory pool)
+                    v["failed"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    out[variant] = v
+                    continue
+                ids = {e for ps in got.values() for path in ps for e in path}
+                edges = edges_from_neo4j(drv, ids)
+                same_p = same_r = 0
+                bad = []
+                for k, r in enumerate(rows):
+                    ps = got[r["disb_id"]]
+                    sp = canonical(ps) == engine_paths[k]
+                    sr = greedy_returned(ps, edges, r["d"], r["a"], set(r["targets"])) == engine_ret[k]
+                    same_p += sp
+                    same_r += sr
+                    if not (sp and sr):
+                        bad.append(r["disb_id"])
+                v.update(batch_seconds=round(batch_s, 3), batch_runs=[round(x, 3) for x in runs],
+                         batch_ms_per_disb=round(batch_s / max(1, len(rows)) * 1000, 3),
+                         ratio_batch_vs_engine_batch_threads1=round(batch_s / max(1, len(rows)) / eng_b1, 1),
+                         compared=len(rows), same_paths=same_p, same_returned=same_r, mismatch=bad[:20],
+                         paths=sum(len(x) for x in got.values()))  # fmt: skip
+                singles, s0 = [], time.perf_counter()
+                for k in range(min(int(opts.get("single", 50)), len(rows))):
+                    if time.perf_counter() - s0 > float(opts.get("single_budget", 120)):
+                        break
+                    one, sec = timed_flow_back(drv, [rows[k]], variant=variant, **kw)
+                    singles.append(sec)
+                    assert canonical(one[rows[k]["disb_id"]]) == engine_paths[k], rows[k]["disb_id"]
+                if singles:
+                    sm = float(np.mean(singles))
+                    v.update(single_queries=len(singles), single_ms_mean=round(sm * 1000, 2),
+                             single_ms_median=round(float(np.median(singles)) * 1000, 2),
+                             ratio_single_vs_engine_single=round(sm / float(np.mean(eng_single[: len(singles)])), 1))
+                out[variant] = v
+            drv.close()
+        finally:
+            _stop_neo4j(proc)
+
+        # bulk path: export-import files, then Neo4j's own neo4j-admin into a fresh home
+        t = time.perf_counter()
+        exp = export_import(store, work / "csv")
+        export_s = time.perf_counter() - t
+        cmd = shlex.split(exp["command"].replace("\\\n", " "))
+        t = time.perf_counter()
+        done = subprocess.run([str(ROOT / "tools" / "neo4j" / "neo4j-admin"), "--home", str(work / "home"), *cmd[1:]],
+                              capture_output=True, text=True, env={**os.environ, "FLOWGRAPH_NEO4J_HEAP": heap})  # fmt: skip
+        import_s = time.perf_counter() - t
+        if done.returncode != 0:
+            out["admin_import"] = {"failed": done.stdout[-1500:] + done.stderr[-1500:]}
+        else:
+            nodes = int(re.search(r"(\d+) nodes", done.stdout).group(1))
+            rels = int(re.search(r"(\d+) relationships", done.stdout).group(1))
+            m = re.search(r"IMPORT DONE in (?:(\d+)m )?(\d+)s (\d+)ms", done.stdout)
+            tool_s = (int(m.group(1) or 0) * 60 + int(m.group(2)) + int(m.group(3)) / 1000) if m else None
+            out["admin_import"] = {
+                "export_seconds": round(export_s, 2), "nodes": nodes, "relationships": rels,
+                "wall_seconds": round(import_s, 2), "tool_seconds": tool_s,
+                "rows_per_s_wall": round((nodes + rels) / import_s),
+                "rows_per_s_tool": round((nodes + rels) / tool_s) if tool_s else None,
+            }  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
 STAGES = {
     "generate": stage_generate, "ingest": stage_ingest, "index": stage_index, "grid": stage_grid,
     "latency": stage_latency, "trace_all": stage_trace_all, "score_all": stage_score_all,
-    "peers": stage_peers,
+    "peers": stage_peers, "neo4j": stage_neo4j,
 }  # fmt: skip
 
 
