@@ -426,7 +426,7 @@ class Neo4jStore:
 
         Scalar columns become properties; ``paths`` become ``tx_ids`` (every hop's
         tx_id, path after path) and ``path_lengths`` (hops per path), so the paths can
-        be matched again (see :func:`cypher_for_trace`). Returns the rows written.
+        be matched again (see :func:`flowgraph.neo4j.trace_cypher.cypher_for_trace`). Returns the rows written.
         """
         rows = alert_rows(alerts)
         if not rows:

@@ -516,12 +516,18 @@ def test_every_statement_parses_as_cypher_5():
         {"loan_id": "L'1", "disbursement_id": "D2", "paths": []},
     ])
     items = [{"id": k, "query": q, "parameters": p} for k, (q, p) in stmts.items()]
+    # the benchmarks' flow-back Cypher (the Neo4j peer) as well
+    from benchmarks.neo4j_peer import VARIANTS
+
+    items += [{"id": f"peer[{name}]", "query": q % {"hops": 5}, "parameters": {"rows": []}}
+              for name, q in VARIANTS.items()]
     items += [{"id": "trace", "query": trace, "parameters": {}},
               {"id": "broken", "query": cy.PUSH_STATEMENTS["parties"].replace("MERGE (p:Party", "MERGE (p:Party {"),
                "parameters": {"rows": []}},
               {"id": "unknown-param", "query": "RETURN $nope AS x", "parameters": {}}]
     res = lint(items)
-    assert len(stmts) == len(cy.SCHEMA_STATEMENTS) + len(cy.PUSH_STATEMENTS) + 1 + len(cy.READ_PARAMETERS)
+    # writes: push per table, WRITE_ALERTS, DELETE_ALERTS; then the reads
+    assert len(stmts) == len(cy.SCHEMA_STATEMENTS) + len(cy.PUSH_STATEMENTS) + 2 + len(cy.READ_PARAMETERS)
     bad = {k: v["errors"] + v["warnings"] for k, v in res.items()
            if (v["errors"] or v["warnings"]) and k not in ("broken", "unknown-param")}
     assert not bad, bad  # deprecations count too: they break on the next major version
