@@ -618,7 +618,8 @@ def stage_neo4j(args, opts) -> dict:
         cmd = shlex.split(exp["command"].replace("\\\n", " "))
         t = time.perf_counter()
         done = subprocess.run([str(ROOT / "tools" / "neo4j" / "neo4j-admin"), "--home", str(work / "home"), *cmd[1:]],
-                              capture_output=True, text=True, env={**os.environ, "FLOWGRAPH_NEO4J_HEAP": heap})  # fmt: skip
+                              capture_output=True, text=True, cwd=work,  # import.report goes to the cwd
+                              env={**os.environ, "FLOWGRAPH_NEO4J_HEAP": heap})  # fmt: skip
         import_s = time.perf_counter() - t
         if done.returncode != 0:
             out["admin_import"] = {"failed": done.stdout[-1500:] + done.stderr[-1500:]}

@@ -52,7 +52,8 @@ def imported(finbench_store, tmp_path_factory):
     args = shlex.split(res["command"].replace("\\\n", " "))
     assert args[:5] == ["neo4j-admin", "database", "import", "full", "neo4j"]
     env = {**os.environ, "FLOWGRAPH_NEO4J_PASSWORD": PASSWORD}
-    done = subprocess.run([tools / "neo4j-admin", "--home", root / "home", *args[1:]], env=env,
+    # cwd: neo4j-admin writes its import.report (bad entries) into the working directory
+    done = subprocess.run([tools / "neo4j-admin", "--home", root / "home", *args[1:]], env=env, cwd=root,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "IMPORT DONE" in done.stdout
