@@ -2,7 +2,7 @@
 # with Maven (jars cached in ~/.m2, or wherever MAVEN_OPTS/-Dmaven.repo.local says), compile
 # the launcher, and cache both under a key of pom.xml + the sources. Prints nothing on stdout.
 NEO4J_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-NEO4J_CACHE_ROOT=${FLOWGRAPH_NEO4J_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flowgraph-neo4j}
+NEO4J_CACHE_ROOT=${FLOWGRAPH_NEO4J_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/flowgraph-neo4j}
 
 neo4j_prepare() {
     local key
