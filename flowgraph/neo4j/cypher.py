@@ -11,7 +11,7 @@ Graph model (ids are strings, money int minor units, times epoch ms, all ``long`
     (:Account)-[:TRANSFER {tx_id, ts, amount, currency, channel, memo}]->(:Account)
     (:Party)-[:APPLIED]->(:Loan {loan_id, amount, ...})
     (:Loan)-[:DISBURSED_TO {disbursement_id, ts, amount}]->(:Account)
-    (:Account)-[:REPAID {ts, amount}]->(:Loan)
+    (:Account)-[:REPAID {repayment_id, ts, amount}]->(:Loan)
     (:Party)-[:RELATED {relation, since}]->(:Party)
     (:Alert {alert_id, rule_id, level, score, tx_ids, ...})-[:ON]->(:Loan)
     (:FlowgraphSync {key: 'store', snapshot_id, transfers, accounts, last_tx_id})
@@ -86,8 +86,8 @@ PUSH_STATEMENTS: dict[str, str] = {
         "UNWIND $rows AS row\n"
         "MERGE (a:Account {account_id: row.account_id})\n"
         "MERGE (l:Loan {loan_id: row.loan_id})\n"
-        "MERGE (a)-[r:REPAID {ts: row.ts}]->(l)\n"
-        "SET r.amount = row.amount"
+        "MERGE (a)-[r:REPAID {repayment_id: row.repayment_id}]->(l)\n"
+        "SET r.ts = row.ts, r.amount = row.amount"
     ),
 }
 

@@ -107,7 +107,8 @@ def _push_disbursements(g: FakeGraph, row: dict) -> None:
 def _push_repayments(g: FakeGraph, row: dict) -> None:
     g.merge("Account", "account_id", row["account_id"])
     g.merge("Loan", "loan_id", row["loan_id"])
-    _set_plus(g.repaid.setdefault((row["account_id"], row["loan_id"], row["ts"]), {}), {"amount": row["amount"]})
+    key = (row["account_id"], row["loan_id"], row["repayment_id"])
+    _set_plus(g.repaid.setdefault(key, {}), {"ts": row["ts"], "amount": row["amount"]})
 
 
 def _write_alert(g: FakeGraph, row: dict) -> None:
