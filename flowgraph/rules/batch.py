@@ -22,10 +22,11 @@ import polars as pl
 from flowgraph import __version__
 from flowgraph.core.errors import FlowgraphError, UsageError
 from flowgraph.core.values import DAY_MS, HOUR_MS, day_start_ms, format_ts
+from flowgraph.engine.scratch import set_threads
 from flowgraph.graph.store_index import index_as_of
 from flowgraph.rules.alerts import ALERT_SCHEMA, alert_id_of, write_partition
 from flowgraph.rules.context import Context
-from flowgraph.rules.kinds.flow_back import flow_back_alerts
+from flowgraph.rules.kinds import KINDS
 from flowgraph.rules.model import LEVELS, Rule, RulePack
 from flowgraph.security.access import current_user
 from flowgraph.store.embedded import Store
@@ -40,12 +41,6 @@ def rule_window_ms(rule: Rule) -> int:
     return 30 * DAY_MS
 
 
-def _detector_alerts(ctx: Context, index, rule: Rule, sel: pl.DataFrame, threads) -> list[dict]:
-    from flowgraph.rules.runners import run_detector  # the non-flow-back kinds
-
-    return run_detector(ctx, index, rule, sel, threads)
-
-
 def _select(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.DataFrame:
     """Disbursements a rule looks at on ``day``: made that day or with the window still
     open (``every``: all made up to that day, for backfills)."""
@@ -54,11 +49,8 @@ def _select(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.Data
     w = rule_window_ms(rule)
     opened = pl.lit(True) if every else pl.col("ts") + w >= start
     which = (pl.col("ts") < end) & opened & pl.col("payment_mode").is_in(list(rule.payment_modes))
-    if rule.kind == "split_disbursement":
-        # a rule over loans (amounts, borrowers): the disbursement of a loan the store does
-        # not hold (loaded with a warning) is part of no split
-        which &= pl.col("loan_known")
-    return ctx.disb.filter(which)
+    only = getattr(KINDS[rule.kind], "SELECTION", None)  # the kind's own condition, if any
+    return ctx.disb.filter(which if only is None else which & only)
 
 
 def last_data_day(store: Store) -> date:
@@ -80,10 +72,12 @@ def score_day(
     as_of = day.isoformat()
     cutoff = day_start_ms(day) + DAY_MS
     index = index_as_of(ctx.index, cutoff)  # nothing booked after the as-of day is seen
+    set_threads(threads)
     found: list[dict] = []
     considered: set[str] = set()
     for rule in ctx.pack.rules:
-        if not rule.enabled or rule.kind == "classification":  # classification runs in `classify`
+        alerts = KINDS[rule.kind].alerts
+        if not rule.enabled or alerts is None:  # e.g. classification: run by `classify`
             continue
         sel = _select(ctx, rule, day, every)
         considered.update(sel["disbursement_id"].to_list())
@@ -91,12 +85,7 @@ def score_day(
             continue
         if progress:
             progress(f"{as_of}: {rule.id} on {sel.height} disbursement(s)")
-        runner = flow_back_alerts if rule.kind == "flow_back" else _detector_alerts
-        ctx.link_times = sel["ts"].to_numpy()  # relations count from their since (see borrower_targets)
-        try:
-            found.extend(runner(ctx, index, rule, sel, threads))
-        finally:
-            ctx.link_times = None
+        found.extend(alerts(ctx, index, rule, sel))
     rows = [_alert_row(ctx, f, as_of, cutoff) for f in found]
     df = pl.DataFrame(rows, schema=ALERT_SCHEMA) if rows else pl.DataFrame(schema=ALERT_SCHEMA)
     return df.sort("rule_id", "disbursement_id"), len(considered)

@@ -20,7 +20,6 @@ is reported as ``kept_manual``), and applying twice changes nothing the second t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from datetime import date
 
 import polars as pl
@@ -29,42 +28,10 @@ from flowgraph.core.errors import FlowgraphError, RulePackError
 from flowgraph.core.schema import GRADES, TABLES
 from flowgraph.core.values import DAY_MS, day_start_ms, format_amount_grouped, format_date
 from flowgraph.rules.alerts import read_alerts
-from flowgraph.rules.model import LEVELS, RulePack
+from flowgraph.rules.kinds.classification import ClassificationParams
+from flowgraph.rules.model import RulePack
 from flowgraph.rules.repayment import ScheduleParams, store_repayment_status
 from flowgraph.store.embedded import Store
-
-ALERT_KINDS = (
-    "flow_back", "repay_with_loan", "prohibited_destination", "rapid_pass_through",
-    "large_outflow", "split_disbursement", "transfer_cycle",
-)
-
-
-@dataclass(frozen=True)
-class ClassificationParams(ScheduleParams):
-    """Parameters of a ``classification`` rule (validated by the rule-pack loader): the
-    repayment schedule's, then the grade floors."""
-
-    alert_kinds: tuple[str, ...] = field(default=("flow_back", "repay_with_loan"), metadata={"choices": ALERT_KINDS, "doc": "alert kinds that set a floor"})
-    alert_levels: tuple[str, ...] = field(default=("high",), metadata={"choices": LEVELS, "doc": "alert levels that set a floor"})
-    alert_grade: str = field(default="special_mention", metadata={"choices": GRADES, "doc": "floor set by such an alert"})
-    alert_lookback_days: int = field(default=365, metadata={"min": 1, "max": 3660, "doc": "alerts on disbursements this many days before the as-of day count"})
-    special_mention_after_days: int = field(default=0, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least special_mention"})
-    substandard_after_days: int = field(default=90, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least substandard"})
-    doubtful_after_days: int = field(default=270, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least doubtful"})
-    loss_after_days: int = field(default=360, metadata={"min": 0, "max": 3660, "doc": "overdue more than this → at least loss"})
-
-    def schedule_params(self) -> ScheduleParams:
-        return ScheduleParams(**{f.name: getattr(self, f.name) for f in fields(ScheduleParams)})
-
-    def overdue_floors(self) -> list[tuple[int, str]]:
-        """(more-than days, grade), strictest first."""
-        return [
-            (self.loss_after_days, "loss"),
-            (self.doubtful_after_days, "doubtful"),
-            (self.substandard_after_days, "substandard"),
-            (self.special_mention_after_days, "special_mention"),
-        ]
-
 
 SUGGESTION_SCHEMA: dict[str, pl.DataType] = {
     "loan_id": pl.Utf8(),

@@ -1,4 +1,11 @@
-"""What every rule of a scoring run needs, loaded once from one store snapshot."""
+"""What every rule of a scoring run needs, loaded once from one store snapshot: the batch
+:class:`Context`.
+
+The index, the account lookup, the party graph and the disbursements (with borrower,
+payment mode and whether the store holds their loan) are loaded up front; loans,
+repayments and account categories on first use. Rule kinds (:mod:`flowgraph.rules.kinds`)
+read their detector inputs from it.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +34,6 @@ class Context:
     graph: PartyGraph
     disb: pl.DataFrame  # all disbursements with borrower_id, payment_mode and loan_known
     tx: pl.DataFrame | None = None
-    # the times of the disbursements a rule is scoring (set by the batch around each rule):
-    # what :func:`borrower_targets` filters relations by when its caller passes no times
-    link_times: np.ndarray | None = None
 
     @classmethod
     def load(cls, store: Store, pack: RulePack, progress: Callable[[str], None] | None = None) -> Context:
@@ -86,18 +90,7 @@ class Context:
             self.tx = self.store.read("transactions", ["tx_id", "src_account", "dst_account", "ts", "amount"])
         return hop_records(self.tx, rows)
 
-
-
-def borrower_targets(
-    ctx: Context, borrowers: list[str], depth: int, types, times=None,
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Borrower-linked accounts per disbursement, through the relations valid at each
-    disbursement's time (see :func:`flowgraph.graph.party_links.linked_targets`).
-
-    ``times`` are the disbursements' ``ts``; when a caller passes none, the times the
-    batch set for the rule being run (:attr:`Context.link_times`) are used when they line
-    up with ``borrowers``.
-    """
-    if times is None and ctx.link_times is not None and len(ctx.link_times) == len(borrowers):
-        times = ctx.link_times
-    return linked_targets(ctx.graph, ctx.lookup, borrowers, depth, types, times)
+    def borrower_targets(self, borrowers: list[str], depth: int, types, times) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """Borrower-linked accounts per disbursement, through the relations valid at each
+        disbursement's time ``times`` (see :func:`flowgraph.graph.party_links.linked_targets`)."""
+        return linked_targets(self.graph, self.lookup, borrowers, depth, types, times)

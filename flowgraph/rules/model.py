@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from flowgraph.core.errors import NotFound
+from flowgraph.core.errors import InvalidValue, NotFound
 
 LEVELS = ("high", "medium", "low")  # alert levels, most severe first
 
@@ -88,3 +88,30 @@ def specs_from_dataclass(cls) -> dict[str, ParamSpec]:
             tuple(meta["choices"]) if meta.get("choices") else None, meta.get("doc", ""),
         )
     return out
+
+
+def param(default, lo=None, hi=None, doc="", **extra):
+    """A params-dataclass field with its pack metadata (range, doc, ``type="money"``, …).
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class P:
+    ...     hops: int = param(5, 1, 12, "transfers on a path")
+    >>> specs_from_dataclass(P)["hops"]
+    ParamSpec(name='hops', type='int', default=5, min=1, max=12, choices=None, doc='transfers on a path')
+    """
+    meta = {"doc": doc, **extra}
+    if lo is not None:
+        meta["min"] = lo
+    if hi is not None:
+        meta["max"] = hi
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def check_common_params(p) -> None:
+    """The checks every detector's params share: windows, floors and path counts >= 0."""
+    for f in ("window_days", "min_amount", "min_amount_ratio", "within_hours"):
+        if getattr(p, f, 0) < 0:
+            raise InvalidValue(f"{f} must be >= 0")
+    if getattr(p, "max_paths", 0) < 0:
+        raise InvalidValue("max_paths must be >= 0")

@@ -41,6 +41,7 @@ from flowgraph.core.errors import RulePackError
 from flowgraph.core.resources import rules_dir
 from flowgraph.core.schema import PAYMENT_MODES
 from flowgraph.core.values import parse_amount
+from flowgraph.rules.kinds import KINDS
 from flowgraph.rules.model import ParamSpec, Rule, RulePack, specs_from_dataclass
 
 RULE_KEYS = {"id", "name", "kind", "version", "description", "enabled", "payment_modes", "params", "score", "levels"}
@@ -48,26 +49,13 @@ PACK_KEYS = {"id", "version", "description"}
 
 
 def kind_specs() -> dict[str, dict[str, ParamSpec]]:
-    """Every rule kind → its parameter specs (imported lazily: detectors pull in numba)."""
-    from flowgraph.rules.classification import ClassificationParams
-    from flowgraph.rules.detectors import PARAMS_BY_KIND
-    from flowgraph.rules.kinds.flow_back import FlowBackRuleParams
-
-    return (
-        {"flow_back": specs_from_dataclass(FlowBackRuleParams)}
-        | {k: specs_from_dataclass(v) for k, v in PARAMS_BY_KIND.items()}
-        | {"classification": specs_from_dataclass(ClassificationParams)}
-    )
-
-
-SCORE_FEATURES = {
-    "flow_back": ("base", "return_ratio", "speed", "own_account", "directness"),
-}
-DEFAULT_FEATURES = ("base", "metric", "speed", "directness")
+    """Every rule kind → its parameter specs (from the kind's ``Params``)."""
+    return {name: specs_from_dataclass(kind.Params) for name, kind in KINDS.items()}
 
 
 def score_features(kind: str) -> tuple[str, ...]:
-    return SCORE_FEATURES.get(kind, DEFAULT_FEATURES)
+    """The score features a rule of this kind may weigh."""
+    return KINDS[kind].FEATURES
 
 
 # ----------------------------------------------------------------- locating keys

@@ -12,7 +12,7 @@ Flow-back features
                   related party's account
     directness    1 − (fewest hops − 1) / max_hops
 Other kinds
-    metric        the detector's main measure (0..1, see flowgraph.detectors)
+    metric        the detector's main measure (0..1, see the kind's module in flowgraph.rules.kinds)
     speed         1 − time to the event / the rule's window
     directness    1 − (hops − 1) / max_hops when the rule walks paths, else 0
 
@@ -29,6 +29,8 @@ import math
 
 from flowgraph.core.values import DAY_MS, HOUR_MS
 from flowgraph.rules.model import Rule
+
+GENERIC_FEATURES = ("base", "metric", "speed", "directness")  # of generic_features: kinds other than flow_back
 
 
 def score(rule: Rule, features: dict[str, float]) -> float:
@@ -57,5 +59,3 @@ def duration_text(ms: int) -> str:
         return f"within {hours} hour{'s' if hours != 1 else ''}"
     days = math.ceil(ms / DAY_MS)
     return f"within {days} day{'s' if days != 1 else ''}"
-
-
