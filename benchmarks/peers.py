@@ -22,6 +22,8 @@ import time
 import networkx as nx
 import polars as pl
 
+from flowgraph.engine.flow_back_reference import greedy_returned as reference_greedy_returned
+
 
 def canonical(paths) -> list[tuple[str, ...]]:
     """Paths as a sorted list of tx-id tuples (hop order kept inside each path)."""
@@ -29,24 +31,14 @@ def canonical(paths) -> list[tuple[str, ...]]:
 
 
 def greedy_returned(paths, edges: dict, d: str, a: int, targets: set) -> int:
-    """Greedy tracing: walk the union of the paths' edges in (ts, tx_id) order.
+    """Greedy tracing (DESIGN.md) over the union of the paths' edges, in (ts, tx_id) order.
 
-    ``edges`` maps tx_id → (src, dst, ts, amount). A balance of ``a`` starts at ``d``;
-    each edge u→v moves min(amount, balance[u]); what moves from outside T into T is
-    returned and leaves circulation.
+    ``edges`` maps tx_id → (src, dst, ts, amount); the walk is
+    :func:`flowgraph.engine.flow_back_reference.greedy_returned`.
     """
     union = {e for p in paths for e in p}
-    balance = {d: a}
-    returned = 0
-    for e in sorted(union, key=lambda e: (edges[e][2], e)):
-        u, v, _, amt = edges[e]
-        moved = min(amt, balance.get(u, 0))
-        balance[u] = balance.get(u, 0) - moved
-        if u not in targets and v in targets:
-            returned += moved
-        else:
-            balance[v] = balance.get(v, 0) + moved
-    return returned
+    src, dst, ts, amount = ({e: edges[e][k] for e in union} for k in range(4))
+    return reference_greedy_returned(union, src, dst, ts, amount, d, a, targets)
 
 
 # --------------------------------------------------------------------------- networkx

@@ -8,13 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowgraph.engine.csr import build_index
-from flowgraph.engine.flow_back import (
-    FlowBackParams,
-    find_flow_back,
-    find_flow_back_batch,
-    trace_returned_amount,
-)
+from flowgraph.engine.flow_back import FlowBackParams, find_flow_back, find_flow_back_batch
 from flowgraph.engine.flow_back_reference import find_flow_back_reference, greedy_returned
+from flowgraph.engine.flow_back_tracing import trace_returned_amount
 
 # ---------------------------------------------------------------------------- helpers
 
