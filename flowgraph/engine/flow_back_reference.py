@@ -99,7 +99,21 @@ def _chains(src, dst, ts, d, t0, max_hops):
 
 
 def greedy_returned(edges, src, dst, ts, amount, d, a, targets) -> int:
-    """Greedy tracing of DESIGN.md over the edge rows ``edges``, in (ts, row) order."""
+    """Greedy tracing of DESIGN.md: the amount of a disbursement that comes back into ``T``.
+
+    ``edges`` are edge keys (duplicates count once); ``src``, ``dst``, ``ts`` and
+    ``amount`` map a key to its value: sequences indexed by row, or dicts keyed by tx id.
+    A balance of ``a`` starts at ``d``; the edges are walked in ``(ts, key)`` order, each
+    ``u -> v`` moving ``min(amount, balance[u])``; what moves from outside ``T`` into
+    ``T`` is returned and leaves circulation. This is the one plain-Python copy of the
+    walk (the engine's compiled one is :func:`flowgraph.engine.flow_back_tracing.greedy_trace`).
+
+    >>> greedy_returned([0, 1, 1], [0, 1], [1, 2], [5, 6], [90, 80], d=0, a=100, targets=[2])
+    80
+    >>> greedy_returned({"t2", "t1"}, {"t1": "d", "t2": "x"}, {"t1": "x", "t2": "b"},
+    ...                 {"t1": 5, "t2": 6}, {"t1": 90, "t2": 120}, "d", 100, {"b"})
+    90
+    """
     T = set(targets)
     balance = {d: a}
     returned = 0
