@@ -41,7 +41,7 @@ def rule_window_ms(rule: Rule) -> int:
     return 30 * DAY_MS
 
 
-def _select(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.DataFrame:
+def select_disbursements(ctx: Context, rule: Rule, day: date, every: bool = False) -> pl.DataFrame:
     """Disbursements a rule looks at on ``day``: made that day or with the window still
     open (``every``: all made up to that day, for backfills)."""
     start = day_start_ms(day)
@@ -79,7 +79,7 @@ def score_day(
         alerts = KINDS[rule.kind].alerts
         if not rule.enabled or alerts is None:  # e.g. classification: run by `classify`
             continue
-        sel = _select(ctx, rule, day, every)
+        sel = select_disbursements(ctx, rule, day, every)
         considered.update(sel["disbursement_id"].to_list())
         if sel.height == 0:
             continue

@@ -29,6 +29,7 @@ the file, the line and the key. The pack hash is the SHA-256 of every file of th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -194,6 +195,28 @@ def _load_rule(path: Path, specs: dict[str, dict[str, ParamSpec]]) -> Rule:
         description=str(data.get("description", "")).strip(), enabled=enabled,
         payment_modes=tuple(modes), params=params, score=score, levels=levels, path=str(path),
     )
+
+
+def with_params(rule: Rule, params: dict[str, Any]) -> Rule:
+    """The rule with some parameters changed, checked as the loader checks a pack's.
+
+    >>> r = with_params(load_pack().rule("large_outflow"), {"ratio": 0.3, "min_amount": "10.00"})
+    >>> r.params["ratio"], r.params["min_amount"]
+    (0.3, 1000)
+    >>> with_params(r, {"ratio": 2})
+    Traceback (most recent call last):
+    flowgraph.core.errors.RulePackError: large_outflow: params.ratio: 2.0 is above the maximum 1
+    """
+    spec = kind_specs()[rule.kind]
+    new = dict(rule.params)
+    for key, value in params.items():
+        if key not in spec:
+            raise RulePackError(f"{rule.id}: params.{key}: unknown parameter for kind {rule.kind} (known: {', '.join(spec)})")
+        value, problem = _check_value(spec[key], value)
+        if problem:
+            raise RulePackError(f"{rule.id}: params.{key}: {problem}")
+        new[key] = value
+    return dataclasses.replace(rule, params=new)
 
 
 def pack_hash(folder: Path) -> str:
