@@ -123,6 +123,50 @@ def _closing_times(
 
 
 @njit(cache=True, nogil=True)
+def _add_path(p_edge, hops, last_ts, row, emark, union_buf, n_union, cand):  # pragma: no cover - compiled
+    """A path found: its key ``(last ts, hops, rows…, 0…)`` into ``cand``, its edges (CSR
+    positions ``p_edge[:hops]``) into the union unless marked; ``(union_buf, n_union)``."""
+    cand[0] = last_ts
+    cand[1] = hops
+    for i in range(cand.shape[0] - 2):
+        if i >= hops:
+            cand[2 + i] = 0
+            continue
+        pe = p_edge[i]
+        cand[2 + i] = row[pe]
+        if emark[pe] == 0:
+            emark[pe] = 1
+            if n_union == union_buf.shape[0]:
+                nb = np.empty(2 * n_union + 16, np.int64)
+                nb[:n_union] = union_buf[:n_union]
+                union_buf = nb
+            union_buf[n_union] = pe
+            n_union += 1
+    return union_buf, n_union
+
+
+@njit(cache=True, nogil=True)
+def _trace_union(indptr, dst, ts, amount, row, union_buf, n_union, emark, d, a, in_t, bal):  # pragma: no cover - compiled
+    """Greedy returned amount over the union of path edges (CSR positions); unmarks them."""
+    if n_union == 0:
+        return 0
+    u_src = np.empty(n_union, np.int64)
+    u_dst = np.empty(n_union, np.int64)
+    u_ts = np.empty(n_union, np.int64)
+    u_amount = np.empty(n_union, np.int64)
+    u_row = np.empty(n_union, np.int64)
+    for i in range(n_union):
+        pe = union_buf[i]
+        emark[pe] = 0
+        u_src[i] = np.searchsorted(indptr, pe, side="right") - 1
+        u_dst[i] = dst[pe]
+        u_ts[i] = ts[pe]
+        u_amount[i] = amount[pe]
+        u_row[i] = row[pe]
+    return greedy_trace(u_src, u_dst, u_ts, u_amount, u_row, n_union, d, a, in_t, bal)
+
+
+@njit(cache=True, nogil=True)
 def _search_one(
     indptr, dst, ts, amount, row,
     rindptr, rsrc, rts, ramount,
@@ -158,7 +202,7 @@ def _search_one(
         st_pos = np.empty(H + 1, np.int64)
         st_end = np.empty(H + 1, np.int64)
         st_left = np.empty(H + 1, np.bool_)
-        p_edge = np.empty(H, np.int64)
+        p_edge = np.empty(H, np.int64)  # CSR positions of the path's edges
         cand = np.zeros(width, np.int64)
         on_path[d] = 1
         st_node[0] = d
@@ -190,26 +234,11 @@ def _search_one(
                     if on_path[v] != 0 and v != d:
                         continue
                     # a valid flow-back path: p_edge[0..k-1] + e
-                    hops = k + 1
                     count += 1
                     if count == 1 or te < first:
                         first = te
-                    cand[0] = te
-                    cand[1] = hops
-                    for i in range(H):
-                        if i >= hops:
-                            cand[2 + i] = 0
-                            continue
-                        pe = p_edge[i] if i < k else e
-                        cand[2 + i] = row[pe]
-                        if emark[pe] == 0:
-                            emark[pe] = 1
-                            if n_union == union_buf.shape[0]:
-                                nb = np.empty(2 * n_union + 16, np.int64)
-                                nb[:n_union] = union_buf[:n_union]
-                                union_buf = nb
-                            union_buf[n_union] = pe
-                            n_union += 1
+                    p_edge[k] = e
+                    union_buf, n_union = _add_path(p_edge, k + 1, te, row, emark, union_buf, n_union, cand)
                     _, n_kept, worst = offer(kept, n_kept, worst, cand, width)
                     continue
                 # still inside the leading run of T
@@ -240,23 +269,7 @@ def _search_one(
             on_path[st_node[q]] = 0
         on_path[d] = 0
     sort_rows(kept, n_kept, width)
-    # greedy tracing over the union of path edges
-    returned = 0
-    if n_union > 0:
-        u_src = np.empty(n_union, np.int64)
-        u_dst = np.empty(n_union, np.int64)
-        u_ts = np.empty(n_union, np.int64)
-        u_amount = np.empty(n_union, np.int64)
-        u_row = np.empty(n_union, np.int64)
-        for i in range(n_union):
-            pe = union_buf[i]
-            emark[pe] = 0
-            u_src[i] = np.searchsorted(indptr, pe, side="right") - 1
-            u_dst[i] = dst[pe]
-            u_ts[i] = ts[pe]
-            u_amount[i] = amount[pe]
-            u_row[i] = row[pe]
-        returned = greedy_trace(u_src, u_dst, u_ts, u_amount, u_row, n_union, d, a, in_t, bal)
+    returned = _trace_union(indptr, dst, ts, amount, row, union_buf, n_union, emark, d, a, in_t, bal)
     # reset closing times
     for q in range(n_touched):
         v = touched[q]

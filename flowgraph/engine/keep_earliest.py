@@ -65,6 +65,18 @@ def offer(keys, n, worst, cand, width):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def offer_event(keys, n, worst, cand, first, second, payload):  # pragma: no cover - compiled
+    """:func:`offer` of the event key ``(first, second)`` (``cand`` a 2-slot buffer), with
+    ``payload`` in column 2 of its row when kept: the detectors' evidence slots."""
+    cand[0] = first
+    cand[1] = second
+    slot, n, worst = offer(keys, n, worst, cand, 2)
+    if slot >= 0:
+        keys[slot, 2] = payload
+    return slot, n, worst
+
+
+@njit(cache=True, nogil=True)
 def sort_rows(keys, n, width):  # pragma: no cover - compiled
     """Sort ``keys[:n]`` by key, whole rows moving (insertion sort: ``n`` is small)."""
     for i in range(1, n):

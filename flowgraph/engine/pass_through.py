@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from flowgraph.engine.keep_earliest import offer
-from flowgraph.engine.reach import INF, ceil_ppm, chain, enter, leave, min_level
+from flowgraph.engine.keep_earliest import offer_event
+from flowgraph.engine.reach import INF, ceil_ppm, chain, enter, leave, min_level, write_result
 
 
 @njit(cache=True, nogil=True)
@@ -87,11 +87,8 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
                 best_A = A
                 best_v = v
                 best_share = fwd / A if A > 0 else 0.0
-            cand[0] = done
-            cand[1] = in_row
-            slot, n_ev, worst = offer(ev_key, n_ev, worst, cand, 2)
+            slot, n_ev, worst = offer_event(ev_key, n_ev, worst, cand, done, in_row, v)
             if slot >= 0:
-                ev_key[slot, 2] = v
                 n = 0
                 if in_row >= 0:
                     n = chain(indptr, row, pred, rsrc[j], hin - 1, ev_rows[slot], 0)
@@ -102,11 +99,7 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
                         ev_rows[slot, n] = row[o]
                         n += 1
                 ev_len[slot] = n
-    res[0] = 1 if best_v >= 0 else 0
-    res[1] = best_A
-    res[2] = best_ts if best_v >= 0 else -1
-    res[3] = min_h
-    res[4] = n_ev
+    write_result(res, best_v >= 0, best_A, best_ts, min_h, n_ev)
     res[5] = best_v
     res[6] = int(round(best_share * 1e9))
 

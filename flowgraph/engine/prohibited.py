@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from flowgraph.engine.keep_earliest import offer
-from flowgraph.engine.reach import INF, chain, enter, leave, min_level
+from flowgraph.engine.keep_earliest import offer_event
+from flowgraph.engine.reach import INF, chain, enter, leave, min_level, write_result
 
 
 @njit(cache=True, nogil=True)
@@ -47,11 +47,8 @@ def _prohibited_one(indptr, dst, ts, amount, row, arr, pred, touched, nt, d, t0,
         h = min_level(arr, v, H, INF)
         if min_h < 0 or h < min_h:
             min_h = h
-        cand[0] = av
-        cand[1] = v
-        slot, n_ev, worst = offer(ev_key, n_ev, worst, cand, 2)
+        slot, n_ev, worst = offer_event(ev_key, n_ev, worst, cand, av, v, v)
         if slot >= 0:
-            ev_key[slot, 2] = v
             ev_len[slot] = chain(indptr, row, pred, v, H, ev_rows[slot], 0)
     # amount: qualifying transactions from non-prohibited into prohibited accounts (not d)
     if best_v >= 0 and not (include_d and bad[d] != 0):
@@ -72,11 +69,7 @@ def _prohibited_one(indptr, dst, ts, amount, row, arr, pred, touched, nt, d, t0,
                     total += amount[e]
         if total > a:
             total = a
-    res[0] = 1 if best_v >= 0 else 0
-    res[1] = total if best_v >= 0 else 0
-    res[2] = best_ts if best_v >= 0 else -1
-    res[3] = min_h
-    res[4] = n_ev
+    write_result(res, best_v >= 0, total, best_ts, min_h, n_ev)
     res[5] = best_v
     res[6] = 0
     res[7] = n_acc

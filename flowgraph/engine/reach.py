@@ -178,6 +178,16 @@ def floor_ppm(ppm, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def write_result(res, fired, amount, first_ts, hops, n_ev):  # pragma: no cover - compiled
+    """The common result slots 0-4: fired, amount, first ts (-1), fewest hops, evidence kept."""
+    res[0] = 1 if fired else 0
+    res[1] = amount if fired else 0
+    res[2] = first_ts if fired else -1
+    res[3] = hops
+    res[4] = n_ev
+
+
+@njit(cache=True, nogil=True)
 def enter(g, dk, sc, w, i, window, H):  # pragma: no cover - compiled
     """Worker ``w`` starts disbursement ``i``: reach from ``d``, mark ``T`` and ``d`` in
     ``mark[w]``; returns the number of touched accounts."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from flowgraph.engine.keep_earliest import offer
-from flowgraph.engine.reach import INF, chain, enter, leave
+from flowgraph.engine.keep_earliest import offer_event
+from flowgraph.engine.reach import INF, chain, enter, leave, write_result
 
 
 @njit(cache=True, nogil=True)
@@ -72,17 +72,10 @@ def _repay_one(indptr, row, arr, pred, touched, nt, t0, tend, H, rthr,
             best_amt = rp_amount[first_j]
             best_v = v
         # evidence: one chain per repaying account, the K earliest repayments
-        cand[0] = tr
-        cand[1] = ri
-        slot, n_ev, worst = offer(ev_key, n_ev, worst, cand, 2)
+        slot, n_ev, worst = offer_event(ev_key, n_ev, worst, cand, tr, ri, v)
         if slot >= 0:
-            ev_key[slot, 2] = v
             ev_len[slot] = chain(indptr, row, pred, v, H, ev_rows[slot], 0)
-    res[0] = 1 if best_v >= 0 else 0
-    res[1] = best_amt
-    res[2] = best_ts if best_v >= 0 else -1
-    res[3] = min_h
-    res[4] = n_ev
+    write_result(res, best_v >= 0, best_amt, best_ts, min_h, n_ev)
     res[5] = best_idx if best_v >= 0 else -1
     res[6] = best_v
     res[7] = n_acc

@@ -16,8 +16,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from flowgraph.engine.keep_earliest import offer
-from flowgraph.engine.reach import INF, ceil_ppm, chain, enter, floor_ppm, leave, min_level
+from flowgraph.engine.keep_earliest import offer_event
+from flowgraph.engine.reach import (
+    INF,
+    ceil_ppm,
+    chain,
+    enter,
+    floor_ppm,
+    leave,
+    min_level,
+    write_result,
+)
 
 
 @njit(cache=True, nogil=True)
@@ -138,11 +147,8 @@ def _cycle_one(indptr, dst, ts, amount, row, arr, pred, touched, nt, tend, thr, 
             n_starts += 1
             if min_h < 0 or s_min_h < min_h:
                 min_h = s_min_h
-            ev_cand[0] = s_t
-            ev_cand[1] = s
-            slot, n_ev, worst = offer(ev_key, n_ev, worst, ev_cand, 2)
+            slot, n_ev, worst = offer_event(ev_key, n_ev, worst, ev_cand, s_t, s, s_L)
             if slot >= 0:
-                ev_key[slot, 2] = s_L
                 # feeding chain: fewest hops arriving before the cycle's first transfer
                 n = chain(indptr, row, pred, s, s_first_h, ev_rows[slot], 0)
                 for i in range(s_L):
@@ -150,11 +156,7 @@ def _cycle_one(indptr, dst, ts, amount, row, arr, pred, touched, nt, tend, thr, 
                 ev_len[slot] = n + s_L
         if hit:
             break
-    res[0] = 1 if best_s >= 0 else 0
-    res[1] = best_amt
-    res[2] = best_t if best_s >= 0 else -1
-    res[3] = min_h
-    res[4] = n_ev
+    write_result(res, best_s >= 0, best_amt, best_t, min_h, n_ev)
     res[5] = best_s
     res[6] = best_L
     res[7] = 1 if hit else 0

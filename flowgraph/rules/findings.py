@@ -44,6 +44,13 @@ def disbursements(ctx: Context, sel: pl.DataFrame, depth: int = 1, relation_type
     return disb, linked_of
 
 
+def disbursement_args(ctx: Context, index, rule: Rule, sel: pl.DataFrame) -> tuple:
+    """``(index, disbursements)``: the inputs of a detector that needs nothing else from the
+    store (the borrower side one relation step away)."""
+    disb, _ = disbursements(ctx, sel)
+    return index, disb
+
+
 def example_paths(ctx: Context, evidence: list[np.ndarray]) -> list[dict]:
     """Evidence paths (transaction rows) as ``{"hops": [hop record, …]}``."""
     if not evidence:
@@ -106,3 +113,15 @@ def findings(ctx: Context, rule: Rule, sel: pl.DataFrame, hits: Hits, reason: Re
             }
         )
     return out
+
+
+def runner(detect: Callable[..., Hits], detector_args: Callable[..., tuple], params: type, reason: Reason,
+           metric: Callable[[Rule, float], float] | None = None) -> Callable[..., list[dict]]:  # fmt: skip
+    """A kind's batch runner ``alerts(ctx, index, rule, sel)``: ``detect(*detector_args(…),
+    params(**rule.params))``, then :func:`findings` with ``reason`` (and ``metric(rule, m)``)."""
+
+    def alerts(ctx: Context, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
+        hits = detect(*detector_args(ctx, index, rule, sel), params(**rule.params))
+        return findings(ctx, rule, sel, hits, reason, (lambda m: metric(rule, m)) if metric else None)
+
+    return alerts

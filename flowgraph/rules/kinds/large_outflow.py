@@ -22,7 +22,7 @@ from flowgraph.core.errors import InvalidValue
 from flowgraph.core.values import format_amount_grouped, ratio_threshold
 from flowgraph.engine.hits import Disbursements, Hits, hop_thresholds, hours_ms
 from flowgraph.engine.reach_reference import edges_by_src
-from flowgraph.rules.findings import account_name, disbursements, findings, when_text
+from flowgraph.rules.findings import account_name, disbursement_args, runner, when_text
 from flowgraph.rules.model import Rule, check_common_params, param
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
@@ -121,23 +121,13 @@ def reference_large_outflow(index, disb, params=LargeOutflowParams()) -> Hits:
 
 
 # ------------------------------------------------------------------ in the nightly batch
-def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame) -> tuple:
-    """The detector's inputs from the store: the disbursements."""
-    disb, _ = disbursements(ctx, sel)
-    return index, disb
-
-
 def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: int, t0: int) -> str:
     """``'7,500,000.00 (94% of the 8,000,000.00 disbursed) left in one transfer to A_x within 1 day of the disbursement'``."""
     return (f"{format_amount_grouped(int(hits.amount[i]))} ({hits.metric[i]:.0%} of the {format_amount_grouped(disbursed)} disbursed) left "
             f"in one transfer to {account_name(ctx, hits.detail[i]['account'])} {when_text(hits, i, t0)} of the disbursement")
 
 
-def alerts(ctx, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-    """Alert findings of a large_outflow rule on the selected disbursements."""
-    hits = detect_large_outflow(*detector_args(ctx, index, rule, sel), LargeOutflowParams(**rule.params))
-    return findings(ctx, rule, sel, hits, reason)
-
-
+detector_args = disbursement_args  # the disbursements
+alerts = runner(detect_large_outflow, detector_args, LargeOutflowParams, reason)
 detect = detect_large_outflow
 reference = reference_large_outflow

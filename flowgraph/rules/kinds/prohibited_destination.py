@@ -27,7 +27,7 @@ from flowgraph.core.errors import InvalidValue
 from flowgraph.core.values import format_amount_grouped, ratio_threshold
 from flowgraph.engine.hits import Disbursements, Hits, hop_thresholds, window_ms
 from flowgraph.engine.reach_reference import earliest_arrivals, edges_by_src, simple_chains
-from flowgraph.rules.findings import account_name, disbursements, findings, hops_text, when_text
+from flowgraph.rules.findings import account_name, disbursements, hops_text, runner, when_text
 from flowgraph.rules.model import Rule, check_common_params, param
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
@@ -202,11 +202,6 @@ def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: in
             f"({account_name(ctx, d['account'])}) after {hops_text(int(hits.hops[i]))} {when_text(hits, i, t0)}")
 
 
-def alerts(ctx, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-    """Alert findings of a prohibited_destination rule on the selected disbursements."""
-    hits = detect_prohibited_destination(*detector_args(ctx, index, rule, sel), ProhibitedDestinationParams(**rule.params))
-    return findings(ctx, rule, sel, hits, reason)
-
-
+alerts = runner(detect_prohibited_destination, detector_args, ProhibitedDestinationParams, reason)
 detect = detect_prohibited_destination
 reference = reference_prohibited_destination

@@ -33,7 +33,7 @@ from flowgraph.engine.hits import (
     window_ms,
 )
 from flowgraph.engine.reach_reference import edges_by_src, simple_chains
-from flowgraph.rules.findings import account_name, disbursements, findings
+from flowgraph.rules.findings import account_name, disbursement_args, runner
 from flowgraph.rules.model import Rule, check_common_params, param
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
@@ -199,12 +199,6 @@ def reference_rapid_pass_through(index, disb, params=RapidPassThroughParams()) -
 
 
 # ------------------------------------------------------------------ in the nightly batch
-def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame) -> tuple:
-    """The detector's inputs from the store: the disbursements with their borrower side."""
-    disb, _ = disbursements(ctx, sel)
-    return index, disb
-
-
 def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: int, t0: int) -> str:
     """``'account A_m forwarded 96% of the 900,000.00 it received from the proceeds within 24 hours'``."""
     d = hits.detail[i]
@@ -212,11 +206,7 @@ def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: in
             f"{format_amount_grouped(int(hits.amount[i]))} it received from the proceeds within {rule.params['within_hours']:g} hours")
 
 
-def alerts(ctx, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-    """Alert findings of a rapid_pass_through rule on the selected disbursements."""
-    hits = detect_rapid_pass_through(*detector_args(ctx, index, rule, sel), RapidPassThroughParams(**rule.params))
-    return findings(ctx, rule, sel, hits, reason)
-
-
+detector_args = disbursement_args  # the disbursements with their borrower side
+alerts = runner(detect_rapid_pass_through, detector_args, RapidPassThroughParams, reason)
 detect = detect_rapid_pass_through
 reference = reference_rapid_pass_through

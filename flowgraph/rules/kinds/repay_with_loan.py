@@ -26,7 +26,7 @@ from flowgraph.core.errors import InvalidValue
 from flowgraph.core.values import format_amount_grouped, ratio_threshold
 from flowgraph.engine.hits import Disbursements, Hits, hop_thresholds, window_ms
 from flowgraph.engine.reach_reference import edges_by_src, simple_chains
-from flowgraph.rules.findings import account_name, disbursements, findings, hops_text, when_text
+from flowgraph.rules.findings import account_name, disbursements, hops_text, runner, when_text
 from flowgraph.rules.model import Rule, check_common_params, param
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
@@ -198,11 +198,6 @@ def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: in
             f"repaid loan {loan}{same} from {where} {when_text(hits, i, t0)}")
 
 
-def alerts(ctx, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-    """Alert findings of a repay_with_loan rule on the selected disbursements."""
-    hits = detect_repay_with_loan(*detector_args(ctx, index, rule, sel), RepayWithLoanParams(**rule.params))
-    return findings(ctx, rule, sel, hits, reason)
-
-
+alerts = runner(detect_repay_with_loan, detector_args, RepayWithLoanParams, reason)
 detect = detect_repay_with_loan
 reference = reference_repay_with_loan

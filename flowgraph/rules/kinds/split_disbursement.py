@@ -25,7 +25,7 @@ import polars as pl
 from flowgraph.core.errors import InvalidValue
 from flowgraph.core.values import format_amount_grouped, ratio_threshold
 from flowgraph.engine.hits import Hits, window_ms
-from flowgraph.rules.findings import findings
+from flowgraph.rules.findings import runner
 from flowgraph.rules.model import Rule, param
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
@@ -233,13 +233,11 @@ def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: in
             f"within {p['window_days']:g} days ({loans}), {format_amount_grouped(int(hits.amount[i]))} in all")
 
 
-def alerts(ctx, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-    """Alert findings of a split_disbursement rule on the selected disbursements; the
-    metric scores 2 × min_loans loans as full marks."""
-    hits = detect_split_disbursement(*detector_args(ctx, index, rule, sel), SplitDisbursementParams(**rule.params))
-    full = 2 * rule.params["min_loans"]
-    return findings(ctx, rule, sel, hits, reason, metric=lambda m: min(1.0, m / full))
+def score_metric(rule: Rule, loans: float) -> float:
+    """The metric feature: the number of loans in the run, 2 × min_loans = full marks."""
+    return min(1.0, loans / (2 * rule.params["min_loans"]))
 
 
+alerts = runner(detect_split_disbursement, detector_args, SplitDisbursementParams, reason, score_metric)
 detect = detect_split_disbursement
 reference = reference_split_disbursement

@@ -27,7 +27,7 @@ from flowgraph.core.errors import InvalidValue
 from flowgraph.core.values import ratio_threshold
 from flowgraph.engine.hits import PPM, Disbursements, Hits, hop_thresholds, to_ppm, window_ms
 from flowgraph.engine.reach_reference import edges_by_src, simple_chains
-from flowgraph.rules.findings import account_name, disbursements, findings, when_text
+from flowgraph.rules.findings import account_name, disbursement_args, runner, when_text
 from flowgraph.rules.model import Rule, check_common_params, param
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
@@ -205,12 +205,6 @@ def reference_transfer_cycle(index, disb, params=TransferCycleParams()) -> Hits:
 
 
 # ------------------------------------------------------------------ in the nightly batch
-def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame) -> tuple:
-    """The detector's inputs from the store: the disbursements with their borrower side."""
-    disb, _ = disbursements(ctx, sel)
-    return index, disb
-
-
 def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: int, t0: int) -> str:
     """``'the proceeds fed a cycle of 3 transfers through A_c0 within 4 days'``."""
     d = hits.detail[i]
@@ -218,11 +212,7 @@ def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: in
             f"{when_text(hits, i, t0)}" + (" (search budget hit)" if d.get("truncated") else ""))
 
 
-def alerts(ctx, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-    """Alert findings of a transfer_cycle rule on the selected disbursements."""
-    hits = detect_transfer_cycle(*detector_args(ctx, index, rule, sel), TransferCycleParams(**rule.params))
-    return findings(ctx, rule, sel, hits, reason)
-
-
+detector_args = disbursement_args  # the disbursements with their borrower side
+alerts = runner(detect_transfer_cycle, detector_args, TransferCycleParams, reason)
 detect = detect_transfer_cycle
 reference = reference_transfer_cycle
