@@ -72,8 +72,16 @@ class RulePack:
 
 
 # ----------------------------------------------------------------- parameter specs
-def specs_from_dataclass(cls) -> dict[str, ParamSpec]:
-    """Parameter specs from a params dataclass: type from the annotation, range from metadata."""
+ALERTING_KINDS = "alerting kinds"  # a `choices` placeholder: the kinds the nightly batch scores
+
+
+def specs_from_dataclass(cls, alerting_kinds: tuple[str, ...] = ()) -> dict[str, ParamSpec]:
+    """Parameter specs from a params dataclass: type from the annotation, range from metadata.
+
+    A field whose ``choices`` is :data:`ALERTING_KINDS` gets ``alerting_kinds`` (the pack
+    loader passes the registered kinds that write alerts), so a list of kind names is
+    never written twice.
+    """
     hints = typing.get_type_hints(cls)
     out = {}
     for f in dataclasses.fields(cls):
@@ -83,9 +91,10 @@ def specs_from_dataclass(cls) -> dict[str, ParamSpec]:
             origin = typing.get_origin(hints[f.name])
             kind = "list[str]" if origin in (tuple, list) else "str"
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        choices = alerting_kinds if meta.get("choices") == ALERTING_KINDS else meta.get("choices")
         out[f.name] = ParamSpec(
             f.name, kind, default, meta.get("min"), meta.get("max"),
-            tuple(meta["choices"]) if meta.get("choices") else None, meta.get("doc", ""),
+            tuple(choices) if choices else None, meta.get("doc", ""),
         )
     return out
 

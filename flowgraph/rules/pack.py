@@ -51,7 +51,8 @@ PACK_KEYS = {"id", "version", "description"}
 
 def kind_specs() -> dict[str, dict[str, ParamSpec]]:
     """Every rule kind → its parameter specs (from the kind's ``Params``)."""
-    return {name: specs_from_dataclass(kind.Params) for name, kind in KINDS.items()}
+    alerting = tuple(name for name, kind in KINDS.items() if kind.alerts is not None)
+    return {name: specs_from_dataclass(kind.Params, alerting) for name, kind in KINDS.items()}
 
 
 def score_features(kind: str) -> tuple[str, ...]:

@@ -56,8 +56,8 @@ KINDS: dict[str, ModuleType] = {
         prohibited_destination,
         rapid_pass_through,
         large_outflow,
-        transfer_cycle,
         split_disbursement,
+        transfer_cycle,
         classification,
     )
 }

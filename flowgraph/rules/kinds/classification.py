@@ -22,27 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from flowgraph.core.schema import GRADES
-from flowgraph.rules.model import LEVELS
+from flowgraph.rules.model import ALERTING_KINDS, LEVELS
 from flowgraph.rules.repayment import ScheduleParams
 from flowgraph.rules.scoring import GENERIC_FEATURES
 
 NAME = "classification"
 FEATURES = GENERIC_FEATURES  # unused (not scored); a [score] table of these still loads
 
-# kinds whose alerts may set a floor (the kinds the nightly batch scores, registry order is
-# checked against these by tests/rules/test_kinds.py)
-ALERT_KINDS = (
-    "flow_back", "repay_with_loan", "prohibited_destination", "rapid_pass_through",
-    "large_outflow", "split_disbursement", "transfer_cycle",
-)
-
-
 @dataclass(frozen=True)
 class ClassificationParams(ScheduleParams):
     """Parameters of a ``classification`` rule (validated by the rule-pack loader): the
     repayment schedule's, then the grade floors."""
 
-    alert_kinds: tuple[str, ...] = field(default=("flow_back", "repay_with_loan"), metadata={"choices": ALERT_KINDS, "doc": "alert kinds that set a floor"})
+    alert_kinds: tuple[str, ...] = field(default=("flow_back", "repay_with_loan"), metadata={"choices": ALERTING_KINDS, "doc": "alert kinds that set a floor"})
     alert_levels: tuple[str, ...] = field(default=("high",), metadata={"choices": LEVELS, "doc": "alert levels that set a floor"})
     alert_grade: str = field(default="special_mention", metadata={"choices": GRADES, "doc": "floor set by such an alert"})
     alert_lookback_days: int = field(default=365, metadata={"min": 1, "max": 3660, "doc": "alerts on disbursements this many days before the as-of day count"})
