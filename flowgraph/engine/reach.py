@@ -25,6 +25,10 @@ grouped in tuples: ``g`` the CSR arrays (:func:`~flowgraph.engine.scratch.csr_ar
 target_ids)``, ``sc`` the scratch of :data:`SCRATCH`, ``extra`` the rule's own inputs.
 Each writes ``out_res[i]`` (fired, amount, first ts, hops, kept evidence count, then its
 own slots) and its evidence into ``out_rows[i, k]``, ``out_len[i, k]``, ``out_key[i, k]``.
+The few lines of worker loop are written once per family rather than once with the rule
+passed in: numba does not cache a compiled function that takes another one as an argument
+or closes over it (it recompiled on every run, seconds per kernel, when tried), and the
+kernels must load from the cache for the CLI to start fast.
 """
 
 from __future__ import annotations
