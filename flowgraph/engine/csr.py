@@ -16,6 +16,7 @@ order. The index is persisted as ``.npy`` files and memory-mapped on load.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -119,6 +120,18 @@ class TemporalIndex:
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The CSR arrays as numpy arrays, in the order of ``ARRAY_NAMES``."""
         return tuple(np.asarray(getattr(self, name)) for name in ARRAY_NAMES)
+
+    @functools.cached_property
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """The CSR arrays as the search kernels take them, in the order of ``ARRAY_NAMES``:
+        read-only plain ndarrays, so built (writable) and memory-mapped (read-only) indexes
+        share one compiled specialisation of every kernel. Made once per index."""
+        out = []
+        for name in ARRAY_NAMES:
+            v = np.asarray(getattr(self, name)).view(np.ndarray)
+            v.flags.writeable = False
+            out.append(v)
+        return tuple(out)
 
     def edge_src(self) -> np.ndarray:
         """Source account of every forward-CSR position (int32, computed, O(E))."""

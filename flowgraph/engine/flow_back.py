@@ -254,9 +254,7 @@ def find_flow_back(
     >>> [p.tolist() for p in r.paths], r.path_count, r.returned_amount, r.first_return_ts
     ([[0, 1]], 1, 80, 6)
     """
-    from flowgraph.engine import flow_back_search as fbs  # numba: imported when a search runs
-    from flowgraph.engine.flow_back_tracing import union_maxflow
-    from flowgraph.engine.scratch import csr_arrays
+    from flowgraph.engine import flow_back_search  # numba: imported when a search runs
 
     _check_account(index, int(account))
     targets = np.unique(np.asarray(targets, np.int64))
@@ -265,22 +263,7 @@ def find_flow_back(
     tend = int(t0) + int(params.window_ms)
     if horizon is not None:
         tend = min(tend, int(horizon))
-    kept, res, union = fbs.search_one(
-        csr_arrays(index)[:9], int(account), int(t0), int(amount), params.threshold(amount), tend,
-        targets, int(params.max_hops), int(params.max_paths), int(params.max_enumerated),
-        index.n_accounts, index.n_edges,
-    )
-    count = int(res[fbs.R_COUNT])
-    returned = int(res[fbs.R_RETURNED])
-    if params.tracing == "maxflow" and count > 0:
-        returned = union_maxflow(index, union, int(account), int(t0), int(amount), targets)
-    return FlowBackResult(
-        paths=[kept[i, 2 : 2 + kept[i, 1]].copy() for i in range(int(res[fbs.R_KEPT]))],
-        truncated=bool(res[fbs.R_TRUNC]),
-        path_count=count,
-        returned_amount=returned,
-        first_return_ts=int(res[fbs.R_FIRST]) if count > 0 else None,
-    )
+    return FlowBackResult(*flow_back_search.search_one(index, int(account), int(t0), int(amount), targets, tend, params))
 
 
 def find_flow_back_batch(
@@ -322,7 +305,7 @@ def find_flow_back_batch(
 
     Notes
     -----
-    Each of W workers (numba ``prange``) owns its scratch arrays, O(W · (n · max_hops +
+    Each of W workers (threads running nogil kernels) owns its scratch arrays, O(W · (n · max_hops +
     E)) bytes, and takes every W-th disbursement of a chunk. With ``tracing="maxflow"``
     the returned amounts are recomputed per disbursement that has paths.
 
@@ -339,7 +322,7 @@ def find_flow_back_batch(
     ([1, 0], [0, 1], [6, -1])
     """
     from flowgraph.engine import flow_back_search as fbs  # numba: imported when a search runs
-    from flowgraph.engine.scratch import csr_arrays, set_threads, workers_for
+    from flowgraph.engine.scratch import set_threads, workers_for
 
     accounts, t0s, amounts, tindptr, tids = Disbursements(
         accounts, t0s, amounts, target_indptr, target_ids
@@ -359,8 +342,8 @@ def find_flow_back_batch(
         thrs = np.fromiter((params.threshold(x) for x in amounts.tolist()), np.int64, N)
     chunk = max(1, min(N, int(chunk_elements) // max(1, K * (H + 2))))
     hops_all, rows_all, res_all = fbs.search_batch(
-        csr_arrays(index)[:9], accounts, t0s, amounts, thrs, tends, tindptr, tids, H, K,
-        int(params.max_enumerated), workers_for(N), index.n_accounts, index.n_edges, chunk,
+        index, accounts, t0s, amounts, thrs, tends, tindptr, tids, H, K,
+        int(params.max_enumerated), workers_for(N), chunk,
     )
     path_indptr = np.zeros(N + 1, np.int64)
     np.cumsum(res_all[:, fbs.R_KEPT], out=path_indptr[1:])

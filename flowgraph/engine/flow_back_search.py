@@ -12,11 +12,11 @@ the union of every path's edges (:mod:`flowgraph.engine.flow_back_tracing`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from flowgraph.engine.flow_back_tracing import greedy_trace
+from flowgraph.engine.flow_back_tracing import greedy_trace, union_maxflow
 from flowgraph.engine.keep_earliest import offer, sort_rows
-from flowgraph.engine.scratch import ScratchPool
+from flowgraph.engine.scratch import ScratchPool, run_workers
 
 NEG = np.int64(-(2**63))  # "cannot reach T" closing time
 
@@ -296,7 +296,8 @@ def _batch_worker(
     in_t, on_path, late, seen, infr, touched, fr_a, fr_b, emark, bal,
     out_kept, out_res,
 ):  # pragma: no cover - compiled  # fmt: skip
-    """Worker ``w`` of W (= ``in_t.shape[0]``): disbursements start+w, start+w+W, ..."""
+    """Worker ``w`` of W (= ``in_t.shape[0]``): disbursements start+w, start+w+W, ...
+    (:func:`~flowgraph.engine.scratch.run_workers` runs the W workers on threads)."""
     W = in_t.shape[0]
     union_buf = np.empty(64, np.int64)
     res = np.empty(R_SIZE, np.int64)
@@ -317,55 +318,38 @@ def _batch_worker(
             out_res[slot, q] = res[q]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _batch_kernel(
-    indptr, dst, ts, amount, row,
-    rindptr, rsrc, rts, ramount,
-    accounts, t0s, amounts, thrs, tends, tindptr, tids,
-    start, stop, H, Hb, budget,
-    in_t, on_path, late, seen, infr, touched, fr_a, fr_b, emark, bal,
-    out_kept, out_res,
-):  # pragma: no cover - compiled  # fmt: skip
-    """Disbursements ``start..stop-1`` on W = ``in_t.shape[0]`` workers (``prange``)."""
-    for w in prange(in_t.shape[0]):
-        _batch_worker(
-            w, indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount,
-            accounts, t0s, amounts, thrs, tends, tindptr, tids,
-            start, stop, H, Hb, budget,
-            in_t, on_path, late, seen, infr, touched, fr_a, fr_b, emark, bal,
-            out_kept, out_res,
-        )
-
-
 # ============================================================================ drivers
 
 
-def search_one(g, account: int, t0: int, amount: int, thr: int, tend: int, targets: np.ndarray,
-               H: int, K: int, budget: int, n_accounts: int, n_edges: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """One disbursement on CSR arrays ``g`` (the first nine of
-    :func:`~flowgraph.engine.scratch.csr_arrays`): ``(kept keys, result slots, union of
-    path-edge CSR positions)``."""
+def search_one(index, account: int, t0: int, amount: int, targets: np.ndarray, tend: int, params
+               ) -> tuple[list[np.ndarray], bool, int, int, int | None]:  # fmt: skip
+    """One disbursement: ``(kept paths, truncated, path count, returned amount, first
+    return ts or None)``, the fields of :class:`~flowgraph.engine.flow_back.FlowBackResult`."""
+    H, K = int(params.max_hops), int(params.max_paths)
     kept = np.zeros((K, H + 2), np.int64)
     res = np.zeros(R_SIZE, np.int64)
-    with SCRATCH.borrow(1, n_accounts, n_edges, H) as s:
+    with SCRATCH.borrow(1, index.n_accounts, index.n_edges, H) as s:
         in_t = s.in_t[0]
         in_t[targets] = 1
         try:
             union = _search_one(
-                *g, int(account), int(t0), int(amount), int(thr), int(tend),
-                H, backward_hops(H), int(budget), targets,
+                *index.kernel_arrays[:9], account, t0, amount, params.threshold(amount), tend,
+                H, backward_hops(H), int(params.max_enumerated), targets,
                 in_t, s.on_path[0], s.late[0], s.seen[0], s.infr[0], s.touched[0],
                 s.fr_a[0], s.fr_b[0], s.emark[0], s.bal[0], kept, res, np.empty(64, np.int64),
             )  # fmt: skip
         finally:
             in_t[targets] = 0
-    return kept, res, union[: int(res[R_NUNION])]
+    count = int(res[R_COUNT])
+    returned = int(res[R_RETURNED])
+    if params.tracing == "maxflow" and count > 0:
+        returned = union_maxflow(index, union[: int(res[R_NUNION])], account, t0, amount, targets)
+    paths = [kept[i, 2 : 2 + kept[i, 1]].copy() for i in range(int(res[R_KEPT]))]
+    return paths, bool(res[R_TRUNC]), count, returned, int(res[R_FIRST]) if count > 0 else None
 
 
-def search_batch(g, accounts, t0s, amounts, thrs, tends, tindptr, tids, H: int, K: int,
-                 budget: int, workers: int, n_accounts: int, n_edges: int, chunk: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def search_batch(index, accounts, t0s, amounts, thrs, tends, tindptr, tids, H: int, K: int,
+                 budget: int, workers: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Every disbursement, ``chunk`` at a time on ``workers`` workers: ``(hops of every
     kept path, rows of every kept path, result slots N × R_SIZE)``, paths in disbursement
     then key order (``res_all[:, R_KEPT]`` paths per disbursement)."""
@@ -373,7 +357,8 @@ def search_batch(g, accounts, t0s, amounts, thrs, tends, tindptr, tids, H: int, 
     res_all = np.zeros((N, R_SIZE), np.int64)
     out_kept = np.zeros((chunk, K, H + 2), np.int64)
     hop_lens, hop_rows = [], []
-    with SCRATCH.borrow(workers, n_accounts, n_edges, H) as s:
+    g = index.kernel_arrays[:9]
+    with SCRATCH.borrow(workers, index.n_accounts, index.n_edges, H) as s:
         for start in range(0, N, chunk):
             stop = min(N, start + chunk)
             c = stop - start
@@ -383,10 +368,7 @@ def search_batch(g, accounts, t0s, amounts, thrs, tends, tindptr, tids, H: int, 
                 s.in_t, s.on_path, s.late, s.seen, s.infr, s.touched, s.fr_a, s.fr_b,
                 s.emark, s.bal, out_kept, res_all[start:stop],
             )  # fmt: skip
-            if workers == 1:
-                _batch_worker(0, *args)  # no thread-pool start-up for one worker
-            else:
-                _batch_kernel(*args)
+            run_workers(_batch_worker, workers, *args)
             kept = res_all[start:stop, R_KEPT]
             mask = np.arange(K)[None, :] < kept[:, None]
             hops = out_kept[:c, :, 1]

@@ -9,7 +9,6 @@ import numpy as np
 from numba import njit
 
 from flowgraph.engine.hits import Disbursements
-from flowgraph.engine.scratch import csr_arrays
 
 
 @njit(cache=True, nogil=True)
@@ -52,6 +51,6 @@ def large_outflows(index, disb: Disbursements, thrs: np.ndarray, within: int, K:
     N = acc.shape[0]
     out_res = np.zeros((N, 6), np.int64)
     out_rows = np.zeros((N, max(K, 1)), np.int64)
-    a = csr_arrays(index)
+    a = index.kernel_arrays
     _outflow_kernel(a[0], a[1], a[2], a[3], a[4], acc, t0, thrs, int(within), int(K), out_res, out_rows)
     return out_res, out_rows

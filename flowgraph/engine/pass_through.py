@@ -12,7 +12,7 @@ of the first pass-through, 5 = its account, 6 = forwarded share × 1e9. Evidence
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from flowgraph.engine.keep_earliest import offer_event
 from flowgraph.engine.reach import INF, ceil_ppm, chain, enter, leave, min_level, write_result
@@ -104,18 +104,18 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
     res[6] = int(round(best_share * 1e9))
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def pass_through_batch(g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
-    """Rapid pass-through over every disbursement of ``dk`` (see :mod:`flowgraph.engine.reach`)."""
+@njit(cache=True, nogil=True)
+def pass_through_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
+    """Worker ``w`` of the rapid pass-through batch
+    (every W-th disbursement of ``dk``; see :mod:`flowgraph.engine.reach`)."""
     ratio_ppm, within, min_fwd, include_d, exclude = extra
     W = sc[0].shape[0]
     N = dk[0].shape[0]
-    for w in prange(W):
-        blk = sc[6][w] if exclude else sc[8]  # T and d, when the rule excludes them
-        for i in range(w, N, W):
-            nt = enter(g, dk, sc, w, i, window, H)
-            _pass_one(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
-                      sc[0][w], sc[1][w], sc[2][w], nt, dk[0][i], dk[1][i], dk[2][i],
-                      dk[1][i] + window, dk[3][i], H, ratio_ppm, within, min_fwd, include_d, blk,
-                      out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
-            leave(dk, sc, w, i, nt)
+    blk = sc[6][w] if exclude else sc[8]  # T and d, when the rule excludes them
+    for i in range(w, N, W):
+        nt = enter(g, dk, sc, w, i, window, H)
+        _pass_one(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
+                  sc[0][w], sc[1][w], sc[2][w], nt, dk[0][i], dk[1][i], dk[2][i],
+                  dk[1][i] + window, dk[3][i], H, ratio_ppm, within, min_fwd, include_d, blk,
+                  out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
+        leave(dk, sc, w, i, nt)

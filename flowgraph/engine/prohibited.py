@@ -10,7 +10,7 @@ qualifying chain transactions from unflagged into flagged accounts (capped at ``
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from flowgraph.engine.keep_earliest import offer_event
 from flowgraph.engine.reach import INF, chain, enter, leave, min_level, write_result
@@ -75,16 +75,16 @@ def _prohibited_one(indptr, dst, ts, amount, row, arr, pred, touched, nt, d, t0,
     res[7] = n_acc
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def prohibited_batch(g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
-    """Prohibited destination over every disbursement of ``dk`` (see :mod:`flowgraph.engine.reach`)."""
+@njit(cache=True, nogil=True)
+def prohibited_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
+    """Worker ``w`` of the prohibited-destination batch
+    (every W-th disbursement of ``dk``; see :mod:`flowgraph.engine.reach`)."""
     bad, include_d = extra
     W = sc[0].shape[0]
     N = dk[0].shape[0]
-    for w in prange(W):
-        for i in range(w, N, W):
-            nt = enter(g, dk, sc, w, i, window, H)
-            _prohibited_one(g[0], g[1], g[2], g[3], g[4], sc[0][w], sc[1][w], sc[2][w], nt,
-                            dk[0][i], dk[1][i], dk[1][i] + window, dk[3][i], H, bad, dk[2][i],
-                            include_d, out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
-            leave(dk, sc, w, i, nt)
+    for i in range(w, N, W):
+        nt = enter(g, dk, sc, w, i, window, H)
+        _prohibited_one(g[0], g[1], g[2], g[3], g[4], sc[0][w], sc[1][w], sc[2][w], nt,
+                        dk[0][i], dk[1][i], dk[1][i] + window, dk[3][i], H, bad, dk[2][i],
+                        include_d, out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
+        leave(dk, sc, w, i, nt)

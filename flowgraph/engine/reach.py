@@ -17,10 +17,10 @@ over the ``E_w`` in-window, above-threshold out-edges of the accounts it touches
 arrays are per worker and reset only where touched.
 
 A detector of this family (repay with loan, prohibited destination, rapid pass-through,
-transfer cycle) is one compiled batch kernel with the signature of :func:`run_batch`'s
-``kernel``: per worker and disbursement it calls :func:`enter` (reach, mark ``T``), its own
-per-disbursement rule, then :func:`leave` (clean the scratch). The kernel's arguments are
-grouped in tuples: ``g`` the CSR arrays (:func:`~flowgraph.engine.scratch.csr_arrays`),
+transfer cycle) is one compiled worker with the signature of :func:`run_batch`'s
+``worker``: for every W-th disbursement it calls :func:`enter` (reach, mark ``T``), its own
+per-disbursement rule, then :func:`leave` (clean the scratch); :func:`run_batch` runs W
+workers on threads. The worker's arguments are grouped in tuples: ``g`` the CSR arrays (:attr:`~flowgraph.engine.csr.TemporalIndex.kernel_arrays`),
 ``dk`` the disbursements ``(account, t0, amount, hop threshold, target_indptr,
 target_ids)``, ``sc`` the scratch of :data:`SCRATCH`, ``extra`` the rule's own inputs.
 Each writes ``out_res[i]`` (fired, amount, first ts, hops, kept evidence count, then its
@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from flowgraph.engine.hits import Disbursements, Hits
-from flowgraph.engine.scratch import ScratchPool, csr_arrays, workers_for
+from flowgraph.engine.scratch import ScratchPool, run_workers, workers_for
 
 INF = np.int64(2**62)
 RES_SLOTS = 10  # int64 result slots per disbursement
@@ -58,7 +58,7 @@ SCRATCH = ScratchPool(
 
 
 def scratch_tuple(s) -> tuple[np.ndarray, ...]:
-    """The scratch set as the ``sc`` tuple of the batch kernels."""
+    """The scratch set as the ``sc`` tuple of the workers."""
     return (s.arr, s.pred, s.touched, s.fr_a, s.fr_b, s.infr, s.mark, s.on_path, s.zeros)
 
 
@@ -220,9 +220,9 @@ def leave(dk, sc, w, i, nt):  # pragma: no cover - compiled
 # ============================================================================ drivers
 
 
-def run_batch(kernel, index, disb: Disbursements, H: int, thrs: np.ndarray, window: int,
+def run_batch(worker, index, disb: Disbursements, H: int, thrs: np.ndarray, window: int,
               K: int, width: int, extra: tuple) -> tuple[Hits, np.ndarray]:  # fmt: skip
-    """Run a batch kernel of this family over ``disb``; ``(Hits, out_res)``.
+    """Run a detector worker of this family over ``disb`` on W threads; ``(Hits, out_res)``.
 
     ``H`` reach levels, ``thrs`` per-disbursement hop floors, ``window`` ms, ``K`` evidence
     paths of at most ``width`` rows. The Hits get fired, amount, first_ts, hops and the
@@ -234,10 +234,11 @@ def run_batch(kernel, index, disb: Disbursements, H: int, thrs: np.ndarray, wind
     out_rows = np.zeros((N, K, max(width, 1)), np.int64)
     out_len = np.zeros((N, K), np.int64)
     out_key = np.zeros((N, K, 3), np.int64)
-    with SCRATCH.borrow(workers_for(N), index.n_accounts, int(H)) as s:
+    W = workers_for(N)
+    with SCRATCH.borrow(W, index.n_accounts, int(H)) as s:
         if N:
-            kernel(csr_arrays(index), (acc, t0, amt, thrs, tip, tid), scratch_tuple(s),
-                   int(window), int(H), int(K), extra, out_res, out_rows, out_len, out_key)  # fmt: skip
+            run_workers(worker, W, index.kernel_arrays, (acc, t0, amt, thrs, tip, tid), scratch_tuple(s),
+                        int(window), int(H), int(K), extra, out_res, out_rows, out_len, out_key)  # fmt: skip
     hits = Hits.empty(N)
     fired = out_res[:, 0] == 1
     hits.fired = fired
@@ -285,7 +286,7 @@ def earliest_arrival(index, account: int, t0: int, amount: int, *, window_ms: in
     n = index.n_accounts
     if not 0 <= account < n:
         raise ValueError("account out of range")
-    a = csr_arrays(index)
+    a = index.kernel_arrays
     with SCRATCH.borrow(1, n, H) as s:
         nt = reach(a[0], a[1], a[2], a[3], int(account), int(t0), int(t0) + int(window_ms),
                    int(threshold), H, s.arr[0], s.pred[0], s.touched[0], s.fr_a[0], s.fr_b[0],

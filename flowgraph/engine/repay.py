@@ -12,7 +12,7 @@ Evidence key: (repayment ts, repayment position), one chain per repaying account
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from flowgraph.engine.keep_earliest import offer_event
 from flowgraph.engine.reach import INF, chain, enter, leave, write_result
@@ -81,16 +81,16 @@ def _repay_one(indptr, row, arr, pred, touched, nt, t0, tend, H, rthr,
     res[7] = n_acc
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def repay_batch(g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
-    """Repay with loan over every disbursement of ``dk`` (see :mod:`flowgraph.engine.reach`)."""
+@njit(cache=True, nogil=True)
+def repay_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
+    """Worker ``w`` of the repay-with-loan batch
+    (every W-th disbursement of ``dk``; see :mod:`flowgraph.engine.reach`)."""
     rp_indptr, rp_ts, rp_amount, rp_idx, rthrs = extra
     W = sc[0].shape[0]
     N = dk[0].shape[0]
-    for w in prange(W):
-        for i in range(w, N, W):
-            nt = enter(g, dk, sc, w, i, window, H)
-            _repay_one(g[0], g[4], sc[0][w], sc[1][w], sc[2][w], nt, dk[1][i], dk[1][i] + window,
-                       H, rthrs[i], rp_indptr, rp_ts, rp_amount, rp_idx,
-                       out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
-            leave(dk, sc, w, i, nt)
+    for i in range(w, N, W):
+        nt = enter(g, dk, sc, w, i, window, H)
+        _repay_one(g[0], g[4], sc[0][w], sc[1][w], sc[2][w], nt, dk[1][i], dk[1][i] + window,
+                   H, rthrs[i], rp_indptr, rp_ts, rp_amount, rp_idx,
+                   out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
+        leave(dk, sc, w, i, nt)

@@ -1,4 +1,4 @@
-"""Per-thread scratch arrays of the kernels, and the CSR arrays as kernels read them.
+"""Per-thread scratch arrays of the kernels, and the threads that run kernel workers.
 
 A kernel family declares its scratch once, as a function of a key (workers, accounts,
 hops, ...) that returns named arrays, and borrows them from its :class:`ScratchPool`:
@@ -20,14 +20,12 @@ borrow builds a fresh one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numba
 import numpy as np
-
-from flowgraph.engine.csr import ARRAY_NAMES
 
 
 class ScratchPool:
@@ -37,30 +35,33 @@ class ScratchPool:
         self._build = build
         self._local = threading.local()
 
-    @contextmanager
-    def borrow(self, *key) -> Iterator[SimpleNamespace]:
-        """The scratch set of ``key`` (arrays as attributes), taken back when the block
-        ends without an exception."""
-        s = getattr(self._local, "cache", None)
-        if s is None or s.key != key:
-            s = SimpleNamespace(key=key, **self._build(*key))
-        self._local.cache = None  # taken: a failing kernel cannot hand back dirty scratch
-        yield s
-        self._local.cache = s
+    def borrow(self, *key) -> _Borrowed:
+        """The scratch set of ``key`` (arrays as attributes) for a ``with`` block, taken
+        back when the block ends without an exception."""
+        return _Borrowed(self, key)
 
 
-def read_only(a) -> np.ndarray:
-    """Read-only plain-ndarray view: built (writable) and memory-mapped (read-only)
-    indexes then share one compiled specialisation of every kernel."""
-    v = np.asarray(a).view(np.ndarray)
-    v.flags.writeable = False
-    return v
+class _Borrowed:
+    """``with pool.borrow(*key) as s``: a plain class, as cheap as a context can be (single
+    searches take tens of microseconds)."""
 
+    __slots__ = ("_pool", "_key", "_set")
 
-def csr_arrays(index) -> tuple[np.ndarray, ...]:
-    """The index's forward and reverse CSR arrays, read-only, in the order of
-    :data:`~flowgraph.engine.csr.ARRAY_NAMES`."""
-    return tuple(read_only(getattr(index, name)) for name in ARRAY_NAMES)
+    def __init__(self, pool: ScratchPool, key: tuple) -> None:
+        self._pool, self._key, self._set = pool, key, None
+
+    def __enter__(self) -> SimpleNamespace:
+        local = self._pool._local
+        s = getattr(local, "cache", None)
+        if s is None or s.key != self._key:
+            s = SimpleNamespace(key=self._key, **self._pool._build(*self._key))
+        local.cache = None  # taken: a failing kernel cannot hand back dirty scratch
+        self._set = s
+        return s
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._pool._local.cache = self._set
 
 
 def set_threads(threads: int | None) -> None:
@@ -72,3 +73,19 @@ def set_threads(threads: int | None) -> None:
 def workers_for(n_items: int) -> int:
     """Workers of a parallel kernel over ``n_items`` items: numba's threads, at most one per item."""
     return max(1, min(numba.get_num_threads(), n_items))
+
+
+def run_workers(worker: Callable, workers: int, *args) -> None:
+    """``worker(w, *args)`` for ``w = 0 .. workers-1``, each on its own thread.
+
+    Workers are kernels compiled with ``nogil=True``, so the threads run in parallel; each
+    owns row ``w`` of its scratch and writes only its own items. One worker runs inline.
+    (Threads rather than numba's ``prange``: a ``parallel=True`` kernel costs tens of
+    milliseconds to load from numba's cache in every process, per kernel.)
+    """
+    if workers == 1:
+        worker(0, *args)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done in [pool.submit(worker, w, *args) for w in range(workers)]:
+            done.result()

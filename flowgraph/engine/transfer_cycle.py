@@ -14,7 +14,7 @@ ts, start account), one per start account: feeding chain then its first-closing 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from flowgraph.engine.keep_earliest import offer_event
 from flowgraph.engine.reach import (
@@ -163,18 +163,18 @@ def _cycle_one(indptr, dst, ts, amount, row, arr, pred, touched, nt, tend, thr, 
     res[8] = n_starts
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def transfer_cycle_batch(g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
-    """Transfer cycles over every disbursement of ``dk`` (see :mod:`flowgraph.engine.reach`)."""
+@njit(cache=True, nogil=True)
+def transfer_cycle_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
+    """Worker ``w`` of the transfer-cycle batch
+    (every W-th disbursement of ``dk``; see :mod:`flowgraph.engine.reach`)."""
     Lmin, Lmax, lo_ppm, hi_ppm, budget, exclude = extra
     W = sc[0].shape[0]
     N = dk[0].shape[0]
-    for w in prange(W):
-        cyc_rows = np.empty(max(Lmax, 1), np.int64)
-        blk = sc[6][w] if exclude else sc[8]  # T and d, when the rule excludes them
-        for i in range(w, N, W):
-            nt = enter(g, dk, sc, w, i, window, H)
-            _cycle_one(g[0], g[1], g[2], g[3], g[4], sc[0][w], sc[1][w], sc[2][w], nt,
-                       dk[1][i] + window, dk[3][i], H, Lmin, Lmax, lo_ppm, hi_ppm, blk, sc[7][w],
-                       budget, out_res[i], out_rows[i], out_len[i], out_key[i], cyc_rows)  # fmt: skip
-            leave(dk, sc, w, i, nt)
+    cyc_rows = np.empty(max(Lmax, 1), np.int64)
+    blk = sc[6][w] if exclude else sc[8]  # T and d, when the rule excludes them
+    for i in range(w, N, W):
+        nt = enter(g, dk, sc, w, i, window, H)
+        _cycle_one(g[0], g[1], g[2], g[3], g[4], sc[0][w], sc[1][w], sc[2][w], nt,
+                   dk[1][i] + window, dk[3][i], H, Lmin, Lmax, lo_ppm, hi_ppm, blk, sc[7][w],
+                   budget, out_res[i], out_rows[i], out_len[i], out_key[i], cyc_rows)  # fmt: skip
+        leave(dk, sc, w, i, nt)

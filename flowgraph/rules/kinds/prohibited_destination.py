@@ -126,7 +126,7 @@ def detect_prohibited_destination(
     >>> h.fired.tolist(), h.hops.tolist(), h.detail[0]["category"], h.amount.tolist()
     ([True], [2], 'brokerage', [800])
     """
-    from flowgraph.engine.prohibited import prohibited_batch  # numba: compiled on first use
+    from flowgraph.engine.prohibited import prohibited_worker  # numba: compiled on first use
     from flowgraph.engine.reach import run_batch
 
     cat = np.asarray(account_category)
@@ -135,7 +135,7 @@ def detect_prohibited_destination(
     bad, codes = _prohibited_mask(cat, category_names, params.categories)
     amt = np.asarray(disb.amount, np.int64)
     H = int(params.max_hops)
-    hits, res = run_batch(prohibited_batch, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
+    hits, res = run_batch(prohibited_worker, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
                           window_ms(params.window_days), int(params.max_paths), H,
                           (bad, bool(params.include_disbursement_account)))  # fmt: skip
     hits.set_share_metric(amt)

@@ -134,14 +134,14 @@ def detect_rapid_pass_through(
     >>> h.fired.tolist(), h.hops.tolist(), h.amount.tolist(), [p.tolist() for p in h.evidence[0]]
     ([True], [1], [900], [[0, 1]])
     """
-    from flowgraph.engine.pass_through import pass_through_batch  # numba: compiled on first use
+    from flowgraph.engine.pass_through import pass_through_worker  # numba: compiled on first use
     from flowgraph.engine.reach import run_batch
 
     amt = np.asarray(disb.amount, np.int64)
     H = int(params.max_hops)
     extra = (to_ppm(params.forward_ratio), hours_ms(params.within_hours), int(params.min_forward_amount),
              bool(params.include_disbursement_account), bool(params.exclude_borrower_side))  # fmt: skip
-    hits, res = run_batch(pass_through_batch, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
+    hits, res = run_batch(pass_through_worker, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
                           window_ms(params.window_days), int(params.max_paths), H + 16, extra)  # fmt: skip
     for i in np.flatnonzero(hits.fired).tolist():
         share = float(res[i, 6]) / 1e9

@@ -119,7 +119,7 @@ def detect_repay_with_loan(
     ([True], [1], 7)
     """
     from flowgraph.engine.reach import run_batch  # numba: compiled on first use
-    from flowgraph.engine.repay import repay_batch
+    from flowgraph.engine.repay import repay_worker
 
     n = index.n_accounts
     ra = np.ascontiguousarray(repay_account, np.int64)
@@ -136,7 +136,7 @@ def detect_repay_with_loan(
     amt = np.asarray(disb.amount, np.int64)
     H = int(params.max_hops)
     extra = (rp_indptr, rt[order].copy(), ram[order].copy(), order.astype(np.int64), hop_thresholds(amt, 0, params.min_repay_ratio))
-    hits, res = run_batch(repay_batch, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
+    hits, res = run_batch(repay_worker, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
                           window_ms(params.window_days), int(params.max_paths), max(H, 1), extra)  # fmt: skip
     hits.set_share_metric(amt)
     for i in np.flatnonzero(hits.fired).tolist():

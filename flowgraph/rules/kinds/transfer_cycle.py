@@ -124,14 +124,14 @@ def detect_transfer_cycle(
     ([True], [1], 3, [4])
     """
     from flowgraph.engine.reach import run_batch  # numba: compiled on first use
-    from flowgraph.engine.transfer_cycle import transfer_cycle_batch
+    from flowgraph.engine.transfer_cycle import transfer_cycle_worker
 
     amt = np.asarray(disb.amount, np.int64)
     R = int(params.reach_hops)
     Lmax = int(params.max_hops)
     extra = (int(params.min_hops), Lmax, to_ppm(params.amount_ratio_low), to_ppm(params.amount_ratio_high),
              int(params.max_enumerated), bool(params.exclude_borrower_side))  # fmt: skip
-    hits, res = run_batch(transfer_cycle_batch, index, disb, R, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
+    hits, res = run_batch(transfer_cycle_worker, index, disb, R, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
                           window_ms(params.window_days), int(params.max_paths), R + Lmax, extra)  # fmt: skip
     hits.set_share_metric(amt)
     for i in range(len(hits)):
