@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from flowgraph.engine.csr import build_index
 from flowgraph.engine.keep_earliest import offer, sort_rows
 from flowgraph.engine.reach import earliest_arrival
-from flowgraph.engine.scratch import ScratchPool
+from flowgraph.engine.scratch import ScratchPool, run_workers
 
 A = 1_000_000
 
@@ -66,3 +66,26 @@ def test_scratch_pool_reuses_clean_sets_only():
     with pool.borrow(4) as s4:  # the set of the failed block was not handed back
         assert s4 is not s3
     assert built == [3, 4, 4]
+
+
+def test_run_workers_runs_each_worker_once_and_reraises():
+    seen = []
+    run_workers(lambda w, out: out.append(w), 3, seen)
+    assert sorted(seen) == [0, 1, 2]
+    run_workers(lambda w, out: out.append(w), 1, seen)  # one worker: inline
+    assert seen[-1] == 0
+
+    def fail(w):
+        if w == 1:
+            raise RuntimeError("worker 1 failed")
+
+    with pytest.raises(RuntimeError, match="worker 1"):
+        run_workers(fail, 2)
+
+
+def test_kernel_arrays_are_read_only_and_made_once():
+    idx = graph([(0, 1, 5, A), (1, 2, 6, A)])
+    arrays = idx.kernel_arrays
+    assert arrays is idx.kernel_arrays and len(arrays) == 10
+    assert not any(a.flags.writeable for a in arrays)
+    assert idx.dst.flags.writeable  # the index's own arrays are untouched
