@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from flowgraph.rules.model import LEVELS
@@ -49,11 +50,12 @@ def emit_rows(rows: list[dict], as_json: bool, title: str | None = None, columns
             emit_json(r)
         return
     cols = columns or (list(rows[0]) if rows else [])
-    table = Table(title=title)
+    # cells and titles are data (user input, ids, paths): never read as rich markup
+    table = Table(title=Text(title) if title is not None else None)
     for c in cols:
-        table.add_column(c)
+        table.add_column(Text(c))
     for r in rows:
-        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
+        table.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in cols])
     out.print(table)
 
 
