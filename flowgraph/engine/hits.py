@@ -41,6 +41,9 @@ class Disbursements:
         ``target_ids[target_indptr[i]:target_indptr[i+1]]``.
     target_ids : ndarray of int64
         Dense account ids (sorted within each disbursement).
+    payee : ndarray of int64, shape (N,), optional
+        Dense id of the loan's declared payee (entrusted payment; ``-1`` none). ``None``:
+        no disbursement has one.
 
     Examples
     --------
@@ -54,15 +57,27 @@ class Disbursements:
     amount: np.ndarray
     target_indptr: np.ndarray
     target_ids: np.ndarray
+    payee: np.ndarray | None = None
+
+    def payee_ids(self) -> np.ndarray:
+        """The declared payee per disbursement as contiguous int64 (``-1`` where none)."""
+        n = len(self)
+        if self.payee is None:
+            return np.full(n, -1, np.int64)
+        p = np.ascontiguousarray(self.payee, np.int64)
+        if p.shape != (n,):
+            raise ValueError("payee must have one entry per disbursement")
+        return p
 
     def __len__(self) -> int:
         return int(np.asarray(self.account).shape[0])
 
     @classmethod
     def of(
-        cls, account, t0, amount, targets: Sequence[Sequence[int]] | None = None
+        cls, account, t0, amount, targets: Sequence[Sequence[int]] | None = None, payee=None
     ) -> Disbursements:
-        """Build from plain sequences; ``targets`` is one sequence of dense ids per row."""
+        """Build from plain sequences; ``targets`` is one sequence of dense ids per row,
+        ``payee`` one dense id (or -1) per row."""
         account = np.ascontiguousarray(account, np.int64)
         n = account.shape[0]
         targets = [[] for _ in range(n)] if targets is None else targets
@@ -80,7 +95,18 @@ class Disbursements:
             np.ascontiguousarray(amount, np.int64),
             indptr,
             ids,
+            None if payee is None else np.ascontiguousarray(payee, np.int64),
         )
+
+    def subset(self, pos: np.ndarray) -> Disbursements:
+        """The disbursements at positions ``pos`` (in that order)."""
+        pos = np.asarray(pos, np.int64)
+        tip = np.asarray(self.target_indptr, np.int64)
+        tid = np.asarray(self.target_ids, np.int64)
+        targets = [tid[tip[i] : tip[i + 1]].tolist() for i in pos.tolist()]
+        return Disbursements.of(np.asarray(self.account)[pos], np.asarray(self.t0)[pos],
+                                np.asarray(self.amount)[pos], targets,
+                                None if self.payee is None else np.asarray(self.payee)[pos])  # fmt: skip
 
     def checked(self, n_accounts: int) -> tuple[np.ndarray, ...]:
         """``(account, t0, amount, target_indptr, target_ids)`` as contiguous int64,
@@ -158,6 +184,22 @@ class Hits:
                 h.fired[i] = True
                 h.amount[i], h.first_ts[i], h.hops[i] = r
         return h
+
+    @classmethod
+    def scatter(cls, n: int, parts: Sequence[tuple[np.ndarray, Hits]]) -> Hits:
+        """Hits of ``n`` disbursements from parts computed on subsets (positions, hits).
+
+        >>> h = Hits.scatter(3, [(np.array([2]), Hits.of_rows([(5, 9, 1)]))])
+        >>> h.fired.tolist(), h.amount.tolist()
+        ([False, False, True], [0, 0, 5])
+        """
+        out = cls.empty(n)
+        for pos, h in parts:
+            for k, i in enumerate(np.asarray(pos).tolist()):
+                out.fired[i], out.metric[i], out.amount[i] = h.fired[k], h.metric[k], h.amount[k]
+                out.first_ts[i], out.hops[i] = h.first_ts[k], h.hops[k]
+                out.evidence[i], out.detail[i] = h.evidence[k], h.detail[k]
+        return out
 
     def set_share_metric(self, disbursed: np.ndarray) -> None:
         """``metric = amount / disbursed`` where fired (0 for a zero disbursement)."""

@@ -3,8 +3,12 @@ of an inflow within hours.
 
 After :func:`~flowgraph.engine.reach.reach`, every qualifying in-edge of a touched account
 (reverse CSR) that extends a chain from ``d`` is a candidate inflow; the account's
-out-edges in the following ``within`` ms are summed until they reach the forward share.
-``extra = (ratio_ppm, within, min_fwd, include_d, exclude)``. Result slots: 1 = the inflow
+out-edges in the following ``within`` ms are summed until they reach the forward share;
+an outflow to a suppressed account (``benign``) or to a counterparty the account had paid
+at least ``known`` times in the ``hist`` ms before the inflow (its payroll, its regular
+suppliers: :func:`~flowgraph.engine.outflow.known_counterparty`) is not forwarding, and a
+suppressed account is no candidate.
+``extra = (ratio_ppm, within, min_fwd, include_d, exclude, benign, hist, known)``. Result slots: 1 = the inflow
 of the first pass-through, 5 = its account, 6 = forwarded share × 1e9. Evidence key:
 (completion ts, inflow row); rows: chain to the inflow, the inflow, the outflows.
 """
@@ -15,13 +19,22 @@ import numpy as np
 from numba import njit
 
 from flowgraph.engine.keep_earliest import offer_event
+from flowgraph.engine.outflow import known_counterparty
 from flowgraph.engine.reach import INF, ceil_ppm, chain, enter, leave, min_level, write_result
+
+
+@njit(cache=True, nogil=True)
+def _forwards(indptr, dst, ts, amount, o, v, tin, min_fwd, benign, hist, known):  # pragma: no cover - compiled
+    """Outflow ``o`` of ``v`` counts as forwarding the inflow received at ``tin``."""
+    if amount[o] < min_fwd or benign[dst[o]] != 0:
+        return False
+    return not known_counterparty(indptr, dst, ts, v, dst[o], tin - hist, tin, known)
 
 
 @njit(cache=True, nogil=True)
 def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
               arr, pred, touched, nt, d, t0, a, tend, thr, H, ratio_ppm, within, min_fwd,
-              include_d, blk, res, ev_rows, ev_len, ev_key):  # pragma: no cover  # fmt: skip
+              include_d, blk, benign, hist, known, res, ev_rows, ev_len, ev_key):  # pragma: no cover  # fmt: skip
     """Rapid pass-through; event = (completion ts, inflow row)."""
     best_ts = INF
     best_in = INF
@@ -34,6 +47,8 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
     cand = np.empty(2, np.int64)
     for q in range(nt):
         v = touched[q]
+        if benign[v] != 0:
+            continue
         if v == d:
             if not include_d:
                 continue
@@ -71,7 +86,7 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
             done = INF
             done_o = -1
             for o in range(o0, o1):
-                if amount[o] < min_fwd:
+                if not _forwards(indptr, dst, ts, amount, o, v, tin, min_fwd, benign, hist, known):
                     continue
                 fwd += amount[o]
                 if done == INF and fwd >= need:
@@ -95,7 +110,7 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
                     ev_rows[slot, n] = in_row
                     n += 1
                 for o in range(o0, done_o + 1):
-                    if amount[o] >= min_fwd and n < ev_rows.shape[1]:
+                    if n < ev_rows.shape[1] and _forwards(indptr, dst, ts, amount, o, v, tin, min_fwd, benign, hist, known):
                         ev_rows[slot, n] = row[o]
                         n += 1
                 ev_len[slot] = n
@@ -108,7 +123,7 @@ def _pass_one(indptr, dst, ts, amount, row, rindptr, rsrc, rts, ramount, rrow,
 def pass_through_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
     """Worker ``w`` of the rapid pass-through batch
     (every W-th disbursement of ``dk``; see :mod:`flowgraph.engine.reach`)."""
-    ratio_ppm, within, min_fwd, include_d, exclude = extra
+    ratio_ppm, within, min_fwd, include_d, exclude, benign, hist, known = extra
     W = sc[0].shape[0]
     N = dk[0].shape[0]
     blk = sc[6][w] if exclude else sc[8]  # T and d, when the rule excludes them
@@ -117,5 +132,5 @@ def pass_through_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, ou
         _pass_one(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
                   sc[0][w], sc[1][w], sc[2][w], nt, dk[0][i], dk[1][i], dk[2][i],
                   dk[1][i] + window, dk[3][i], H, ratio_ppm, within, min_fwd, include_d, blk,
-                  out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
+                  benign, hist, known, out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
         leave(dk, sc, w, i, nt)

@@ -2,9 +2,11 @@
 
 After :func:`~flowgraph.engine.reach.reach`, every touched account with repayments is
 checked for the first qualifying repayment after its earliest arrival (binary search into
-its time-sorted repayments). ``extra = (rp_indptr, rp_ts, rp_amount, rp_idx, rthrs)``:
-repayments grouped by paying account (CSR over accounts, sorted by ts then input order,
-``rp_idx`` the input position) and the per-disbursement repayment floor. Result slots:
+its time-sorted repayments). ``extra = (rp_indptr, rp_ts, rp_amount, rp_idx, rthrs,
+rp_routine)``: repayments grouped by paying account (CSR over accounts, sorted by ts then
+input order, ``rp_idx`` the input position), the per-disbursement repayment floor, and per
+repayment the time from which it is a routine instalment (a repayment with
+``rp_routine < t0`` does not count for a disbursement at ``t0``). Result slots:
 5 = input position of the first repayment, 6 = its account, 7 = repaying accounts reached.
 Evidence key: (repayment ts, repayment position), one chain per repaying account.
 """
@@ -19,12 +21,12 @@ from flowgraph.engine.reach import INF, chain, enter, leave, write_result
 
 
 @njit(cache=True, nogil=True)
-def _first_repayment(rp_ts, rp_amount, lo, hi, after, tend, rthr):  # pragma: no cover - compiled
-    """Position of the first repayment in ``lo:hi`` with ``after < ts <= tend`` and
-    ``amount >= rthr``, or -1."""
+def _first_repayment(rp_ts, rp_amount, rp_routine, lo, hi, after, tend, rthr, t0):  # pragma: no cover - compiled
+    """Position of the first repayment in ``lo:hi`` with ``after < ts <= tend``,
+    ``amount >= rthr`` and not routine at ``t0``, or -1."""
     j = lo + np.searchsorted(rp_ts[lo:hi], after, side="right")
     while j < hi and rp_ts[j] <= tend:
-        if rp_amount[j] >= rthr:
+        if rp_amount[j] >= rthr and rp_routine[j] >= t0:
             return j
         j += 1
     return -1
@@ -32,7 +34,7 @@ def _first_repayment(rp_ts, rp_amount, lo, hi, after, tend, rthr):  # pragma: no
 
 @njit(cache=True, nogil=True)
 def _repay_one(indptr, row, arr, pred, touched, nt, t0, tend, H, rthr,
-               rp_indptr, rp_ts, rp_amount, rp_idx, res, ev_rows, ev_len, ev_key):  # pragma: no cover  # fmt: skip
+               rp_indptr, rp_ts, rp_amount, rp_idx, rp_routine, res, ev_rows, ev_len, ev_key):  # pragma: no cover  # fmt: skip
     best_ts = INF
     best_idx = INF
     best_amt = 0
@@ -51,7 +53,7 @@ def _repay_one(indptr, row, arr, pred, touched, nt, t0, tend, H, rthr,
         av = arr[v, H]
         if av == INF:
             continue
-        first_j = _first_repayment(rp_ts, rp_amount, lo, hi, av, tend, rthr)
+        first_j = _first_repayment(rp_ts, rp_amount, rp_routine, lo, hi, av, tend, rthr, t0)
         if first_j < 0:
             continue
         n_acc += 1
@@ -60,7 +62,7 @@ def _repay_one(indptr, row, arr, pred, touched, nt, t0, tend, H, rthr,
             ah = arr[v, h]
             if ah == INF:
                 continue
-            if _first_repayment(rp_ts, rp_amount, lo, hi, ah, tend, rthr) >= 0:
+            if _first_repayment(rp_ts, rp_amount, rp_routine, lo, hi, ah, tend, rthr, t0) >= 0:
                 if min_h < 0 or h < min_h:
                     min_h = h
                 break
@@ -85,12 +87,12 @@ def _repay_one(indptr, row, arr, pred, touched, nt, t0, tend, H, rthr,
 def repay_worker(w, g, dk, sc, window, H, K, extra, out_res, out_rows, out_len, out_key):  # pragma: no cover  # fmt: skip
     """Worker ``w`` of the repay-with-loan batch
     (every W-th disbursement of ``dk``; see :mod:`flowgraph.engine.reach`)."""
-    rp_indptr, rp_ts, rp_amount, rp_idx, rthrs = extra
+    rp_indptr, rp_ts, rp_amount, rp_idx, rthrs, rp_routine = extra
     W = sc[0].shape[0]
     N = dk[0].shape[0]
     for i in range(w, N, W):
         nt = enter(g, dk, sc, w, i, window, H)
         _repay_one(g[0], g[4], sc[0][w], sc[1][w], sc[2][w], nt, dk[1][i], dk[1][i] + window,
-                   H, rthrs[i], rp_indptr, rp_ts, rp_amount, rp_idx,
+                   H, rthrs[i], rp_indptr, rp_ts, rp_amount, rp_idx, rp_routine,
                    out_res[i], out_rows[i], out_len[i], out_key[i])  # fmt: skip
         leave(dk, sc, w, i, nt)

@@ -68,7 +68,9 @@ def score_day(
     ctx: Context, day: date, threads: int | None = None, progress: Callable[[str], None] | None = None,
     every: bool = False,
 ) -> tuple[pl.DataFrame, int]:
-    """Alerts of one day (not written) and the number of disbursements considered."""
+    """Alerts of one day (not written) and the number of disbursements considered.
+
+    The hits the pack's suppression list silenced are added to ``ctx.suppressed``."""
     as_of = day.isoformat()
     cutoff = day_start_ms(day) + DAY_MS
     index = index_as_of(ctx.index, cutoff)  # nothing booked after the as-of day is seen
@@ -169,8 +171,12 @@ def _score_days(
     by_level: Counter = Counter()
     n_disb = n_alerts = 0
     partitions = []
+    suppressed: Counter = Counter()
     for day in days:
+        before = Counter(ctx.suppressed)
         alerts, considered = score_day(ctx, day, threads, progress, every)
+        day_suppressed = {k: v - before.get(k, 0) for k, v in sorted(ctx.suppressed.items())}
+        suppressed.update(day_suppressed)
         manifest = {
             "as_of": day.isoformat(),
             "mode": "all" if every else "open-window",
@@ -182,6 +188,8 @@ def _score_days(
             "alerts": alerts.height,
             "by_rule": dict(sorted(Counter(alerts["rule_id"].to_list()).items())),
             "by_level": {lv: int((alerts["level"] == lv).sum()) for lv in LEVELS},
+            # hits of rules the pack's suppression list applies to, silenced by it (never lost)
+            "suppressed": day_suppressed,
         }
         partitions.append(str(write_partition(store, day, alerts, manifest)))
         n_disb += considered
@@ -195,6 +203,7 @@ def _score_days(
         "alerts": n_alerts,
         "by_rule": dict(sorted(by_rule.items())),
         "by_level": {lv: by_level.get(lv, 0) for lv in LEVELS},
+        "suppressed": dict(sorted(suppressed.items())),
         "seconds": round(time.time() - started, 3),
     }
     with contextlib.suppress(OSError):

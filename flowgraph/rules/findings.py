@@ -34,21 +34,24 @@ def disbursements(ctx: Context, sel: pl.DataFrame, depth: int = 1, relation_type
     disbursement's time) and, per disbursement, linked account → chain."""
     borrowers = sel["borrower_id"].fill_null("").to_list()
     indptr, ids, linked_of = ctx.borrower_targets(borrowers, depth, relation_types, sel["ts"].to_numpy())
+    payee = sel["payee_account"].to_list() if "payee_account" in sel.columns else [None] * sel.height
     disb = Disbursements(
         ctx.lookup.many(sel["account_id"].to_list()).astype(np.int64),
         sel["ts"].to_numpy().astype(np.int64),
         sel["amount"].to_numpy().astype(np.int64),
         indptr,
         ids,
+        ctx.lookup.many([p or "" for p in payee]).astype(np.int64),
     )
     return disb, linked_of
 
 
-def disbursement_args(ctx: Context, index, rule: Rule, sel: pl.DataFrame) -> tuple:
-    """``(index, disbursements)``: the inputs of a detector that needs nothing else from the
-    store (the borrower side one relation step away)."""
+def disbursement_args(ctx: Context, index, rule: Rule, sel: pl.DataFrame, suppress: bool = True) -> tuple:
+    """``(index, disbursements, benign)``: the inputs of a detector that needs nothing else
+    from the store (the borrower side one relation step away, the declared payees, and the
+    accounts the pack's suppression list names for this rule — none when not ``suppress``)."""
     disb, _ = disbursements(ctx, sel)
-    return index, disb
+    return index, disb, ctx.benign(rule) if suppress else None
 
 
 def example_paths(ctx: Context, evidence: list[np.ndarray]) -> list[dict]:
@@ -116,12 +119,24 @@ def findings(ctx: Context, rule: Rule, sel: pl.DataFrame, hits: Hits, reason: Re
 
 
 def runner(detect: Callable[..., Hits], detector_args: Callable[..., tuple], params: type, reason: Reason,
-           metric: Callable[[Rule, float], float] | None = None) -> Callable[..., list[dict]]:  # fmt: skip
+           metric: Callable[[Rule, float], float] | None = None, suppressible: bool = True
+           ) -> Callable[..., list[dict]]:  # fmt: skip
     """A kind's batch runner ``alerts(ctx, index, rule, sel)``: ``detect(*detector_args(…),
-    params(**rule.params))``, then :func:`findings` with ``reason`` (and ``metric(rule, m)``)."""
+    params(**rule.params))``, then :func:`findings` with ``reason`` (and ``metric(rule, m)``).
+
+    ``suppressible``: ``detector_args`` takes ``suppress=``; when the pack's suppression list
+    names accounts for the rule, the disbursements that did not fire are run again without
+    it, and those that fire then are counted as suppressed (:meth:`Context.count_suppressed`):
+    a suppressed hit is never silently lost.
+    """
 
     def alerts(ctx: Context, index, rule: Rule, sel: pl.DataFrame) -> list[dict]:
-        hits = detect(*detector_args(ctx, index, rule, sel), params(**rule.params))
+        p = params(**rule.params)
+        hits = detect(*detector_args(ctx, index, rule, sel), p)
+        if suppressible and ctx.benign(rule) is not None:
+            quiet = sel.filter(pl.Series(~hits.fired))
+            plain = detect(*detector_args(ctx, index, rule, quiet, suppress=False), p) if quiet.height else None
+            ctx.count_suppressed(rule, 0 if plain is None else int(plain.fired.sum()))
         return findings(ctx, rule, sel, hits, reason, (lambda m: metric(rule, m)) if metric else None)
 
     return alerts

@@ -53,6 +53,35 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Suppression:
+    """A known benign counterparty: hits whose counterparty is this account, an account of
+    this category, or an account of this party do not alert (they are counted).
+
+    Exactly one of ``account``, ``category``, ``party`` is set; ``rules`` lists the rule ids
+    or kinds it applies to (empty: every rule that honours suppression lists).
+
+    >>> s = Suppression(category="utility", reason="bills", rules=("large_outflow",))
+    >>> s.applies_to(Rule("lo", "lo", "large_outflow", "1", "", True, ("self",), {}, {}, {}, "")), s.what()
+    (True, 'category utility')
+    """
+
+    account: str = ""
+    category: str = ""
+    party: str = ""
+    reason: str = ""
+    rules: tuple[str, ...] = ()
+
+    def applies_to(self, rule: Rule) -> bool:
+        return not self.rules or rule.id in self.rules or rule.kind in self.rules
+
+    def what(self) -> str:
+        for key in ("account", "category", "party"):
+            if getattr(self, key):
+                return f"{key} {getattr(self, key)}"
+        return ""
+
+
+@dataclass(frozen=True)
 class RulePack:
     id: str
     version: str
@@ -60,6 +89,7 @@ class RulePack:
     rules: tuple[Rule, ...]
     hash: str
     path: str
+    suppress: tuple[Suppression, ...] = ()
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -89,7 +119,7 @@ def specs_from_dataclass(cls, alerting_kinds: tuple[str, ...] = ()) -> dict[str,
         kind = meta.get("type") or {int: "int", float: "float", bool: "bool", str: "str"}.get(hints[f.name])
         if kind is None:
             origin = typing.get_origin(hints[f.name])
-            kind = "list[str]" if origin in (tuple, list) else "str"
+            kind = "map" if origin is dict else "list[str]" if origin in (tuple, list) else "str"
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         choices = alerting_kinds if meta.get("choices") == ALERTING_KINDS else meta.get("choices")
         out[f.name] = ParamSpec(
@@ -114,6 +144,8 @@ def param(default, lo=None, hi=None, doc="", **extra):
         meta["min"] = lo
     if hi is not None:
         meta["max"] = hi
+    if isinstance(default, dict):  # a map parameter (name → list of names): a fresh dict each time
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 

@@ -43,10 +43,11 @@ from flowgraph.core.resources import rules_dir
 from flowgraph.core.schema import PAYMENT_MODES
 from flowgraph.core.values import parse_amount
 from flowgraph.rules.kinds import KINDS
-from flowgraph.rules.model import ParamSpec, Rule, RulePack, specs_from_dataclass
+from flowgraph.rules.model import ParamSpec, Rule, RulePack, Suppression, specs_from_dataclass
 
 RULE_KEYS = {"id", "name", "kind", "version", "description", "enabled", "payment_modes", "params", "score", "levels"}
-PACK_KEYS = {"id", "version", "description"}
+PACK_KEYS = {"id", "version", "description", "suppress"}
+SUPPRESS_KEYS = {"account", "category", "party", "reason", "rules"}
 
 
 def kind_specs() -> dict[str, dict[str, ParamSpec]]:
@@ -121,6 +122,12 @@ def _check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
             if bad:
                 return value, f"{', '.join(map(repr, bad))} not allowed (choose from {', '.join(spec.choices)})"
         value = tuple(value)
+    elif t == "map":
+        if not isinstance(value, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
+        ):
+            return value, f"expected a table of name = [\"...\", ...], got {value!r}"
+        value = {str(k): tuple(v) for k, v in value.items()}
     if t in ("int", "float", "money"):
         if spec.min is not None and value < spec.min:
             return value, f"{value} is below the minimum {spec.min}"
@@ -254,7 +261,33 @@ def load_pack(path: str | Path | None = None) -> RulePack:
     return RulePack(
         id=meta["id"], version=meta["version"], description=str(meta.get("description", "")),
         rules=tuple(rules), hash=pack_hash(folder), path=str(folder),
+        suppress=_suppressions(manifest, text, meta.get("suppress", []), rules),
     )
+
+
+def _suppressions(path: Path, text: str, entries, rules: list[Rule]) -> tuple[Suppression, ...]:
+    """The pack's ``[[suppress]]`` entries: one of account / category / party, a reason,
+    optionally the rule ids or kinds they apply to."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise _err(path, text, None, "suppress", "expected [[suppress]] tables")
+    names = {r.id for r in rules} | set(KINDS)
+    out = []
+    for n, e in enumerate(entries, 1):
+        where = f"suppress #{n}"
+        unknown = set(e) - SUPPRESS_KEYS
+        if unknown:
+            raise _err(path, text, "suppress", None, f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(SUPPRESS_KEYS))})")
+        given = [k for k in ("account", "category", "party") if e.get(k)]
+        if len(given) != 1 or not all(isinstance(e[k], str) for k in given):
+            raise _err(path, text, "suppress", None, f"{where}: exactly one of account, category, party (a string)")
+        if not isinstance(e.get("reason"), str) or not e["reason"].strip():
+            raise _err(path, text, "suppress", None, f"{where}: a reason is required")
+        which = e.get("rules", [])
+        if not isinstance(which, list) or not all(isinstance(x, str) and x in names for x in which):
+            raise _err(path, text, "suppress", None, f"{where}: rules must list rule ids or kinds of the pack")
+        out.append(Suppression(str(e.get("account", "")), str(e.get("category", "")), str(e.get("party", "")),
+                               e["reason"].strip(), tuple(which)))  # fmt: skip
+    return tuple(out)
 
 
 def list_packs() -> list[str]:

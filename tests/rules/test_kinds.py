@@ -176,11 +176,11 @@ def test_rapid_pass_through_lookalikes():
     own = graph([(0, 1, t, 800_000), (1, 2, t + HOUR_MS, 790_000)])
     assert not detect_rapid_pass_through(own, one(targets=[0, 1])).fired[0]
     p = RapidPassThroughParams(exclude_borrower_side=False)
-    assert detect_rapid_pass_through(own, one(targets=[0, 1]), p).fired[0]
+    assert detect_rapid_pass_through(own, one(targets=[0, 1]), params=p).fired[0]
     d_only = graph([(0, 1, t, 950_000)])
     assert not detect_rapid_pass_through(d_only, one()).fired[0]
     p = RapidPassThroughParams(include_disbursement_account=True)
-    h = detect_rapid_pass_through(d_only, one(), p)
+    h = detect_rapid_pass_through(d_only, one(), params=p)
     assert h.fired[0] and h.hops[0] == 0 and h.amount[0] == A
 
 
@@ -194,8 +194,8 @@ def test_large_outflow():
     assert [p.tolist() for p in h.evidence[0]] == [[1]]
     # small pieces, too late, before t0
     assert not detect_large_outflow(idx, one(t0=21)).fired[0]
-    assert not detect_large_outflow(idx, one(), LargeOutflowParams(ratio=0.7)).fired[0]
-    assert detect_large_outflow(idx, one(), LargeOutflowParams(ratio=0.7, within_hours=100)).fired[
+    assert not detect_large_outflow(idx, one(), params=LargeOutflowParams(ratio=0.7)).fired[0]
+    assert detect_large_outflow(idx, one(), params=LargeOutflowParams(ratio=0.7, within_hours=100)).fired[
         0
     ]
 

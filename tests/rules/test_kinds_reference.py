@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,14 +82,18 @@ WIN = dict(window_days=12 / DAY_MS)  # 12 ms
 @given(scenario(), st.integers(0, 4), st.data())
 def test_repay_equals_reference(sc, H, data):
     n, edges, disb = sc
-    reps = [(data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, 22)),
-             data.draw(st.sampled_from([10, 100, 500])), k) for k in range(data.draw(st.integers(0, 5)))]  # fmt: skip
+    # a few accounts repay a few loans (-1: a loan the store does not hold), some repeatedly
+    reps = [(data.draw(st.integers(0, n - 1)), data.draw(st.integers(-8, 22)),
+             data.draw(st.sampled_from([10, 100, 500])), data.draw(st.integers(-1, 1)))
+            for _ in range(data.draw(st.integers(0, 8)))]  # fmt: skip
     cols = (
         [np.array(c, np.int64) for c in zip(*reps, strict=True)]
         if reps
         else [np.zeros(0, np.int64)] * 4
     )
-    p = RepayWithLoanParams(max_hops=H, min_amount_ratio=0.1, min_repay_ratio=0.2, **WIN)
+    p = RepayWithLoanParams(max_hops=H, min_amount_ratio=0.1, min_repay_ratio=0.2,
+                            routine_after=data.draw(st.integers(0, 2)), routine_factor=data.draw(st.sampled_from([1.0, 5.0])),
+                            **WIN)  # fmt: skip
     idx = graph(edges, n)
     same(
         detect_repay_with_loan(idx, disb, *cols, p), reference_repay_with_loan(idx, disb, *cols, p)
@@ -100,11 +106,15 @@ def test_prohibited_equals_reference(sc, H, inc, data):
     n, edges, disb = sc
     cat = np.array([data.draw(st.sampled_from([-1, -1, 0, 1])) for _ in range(n)], np.int16)
     p = ProhibitedDestinationParams(
-        max_hops=H, categories=("brokerage",), include_disbursement_account=inc, **WIN
-    )
+        max_hops=H, categories=("brokerage", "real_estate"), include_disbursement_account=inc,
+        allowed_by_purpose={"home": ("real_estate",)}, **WIN,
+    )  # fmt: skip
+    purposes = [data.draw(st.sampled_from([None, "home", "other"])) for _ in range(len(disb))]
+    benign = data.draw(benign_flags(n))
+    names = ("brokerage", "real_estate")
     idx = graph(edges, n)
-    same(detect_prohibited_destination(idx, disb, cat, params=p),
-         reference_prohibited_destination(idx, disb, cat, params=p))  # fmt: skip
+    same(detect_prohibited_destination(idx, disb, cat, names, purposes, benign, params=p),
+         reference_prohibited_destination(idx, disb, cat, names, purposes, benign, params=p))  # fmt: skip
 
 
 @settings(**common)
@@ -115,8 +125,11 @@ def test_prohibited_equals_reference(sc, H, inc, data):
     st.booleans(),
     st.sampled_from([0.5, 0.9, 1.0]),
     st.integers(1, 6),
+    st.integers(0, 2),
+    st.integers(0, 8),
+    st.data(),
 )
-def test_pass_through_equals_reference(sc, H, inc, excl, ratio, within):
+def test_pass_through_equals_reference(sc, H, inc, excl, ratio, within, known, hist, data):
     n, edges, disb = sc
     p = RapidPassThroughParams(
         max_hops=H,
@@ -124,19 +137,32 @@ def test_pass_through_equals_reference(sc, H, inc, excl, ratio, within):
         exclude_borrower_side=excl,
         forward_ratio=ratio,
         within_hours=within / HOUR_MS,
+        known_payments=known,
+        history_days=hist / DAY_MS,
         **WIN,
     )
+    benign = data.draw(benign_flags(n))
     idx = graph(edges, n)
-    same(detect_rapid_pass_through(idx, disb, p), reference_rapid_pass_through(idx, disb, p))
+    same(detect_rapid_pass_through(idx, disb, benign, p), reference_rapid_pass_through(idx, disb, benign, p))
+
+
+def benign_flags(n):
+    """None, or a random suppression flag per account."""
+    return st.one_of(st.none(), st.lists(st.sampled_from([0, 0, 1]), min_size=n, max_size=n).map(
+        lambda f: np.array(f, np.uint8)))  # fmt: skip
 
 
 @settings(**common)
-@given(scenario(), st.sampled_from([0.05, 0.1, 0.3]), st.integers(1, 10))
-def test_large_outflow_equals_reference(sc, ratio, within):
+@given(scenario(), st.sampled_from([0.05, 0.1, 0.3]), st.integers(1, 10), st.integers(0, 2), st.integers(0, 8),
+       st.booleans(), st.booleans(), st.data())  # fmt: skip
+def test_large_outflow_equals_reference(sc, ratio, within, known, hist, side, payee, data):
     n, edges, disb = sc
-    p = LargeOutflowParams(ratio=ratio, within_hours=within / HOUR_MS)
+    p = LargeOutflowParams(ratio=ratio, within_hours=within / HOUR_MS, known_payments=known,
+                           history_days=hist / DAY_MS, exclude_borrower_side=side, exclude_payee=payee)  # fmt: skip
+    disb = dataclasses.replace(disb, payee=np.array([data.draw(st.integers(-1, n - 1)) for _ in range(len(disb))]))
+    benign = data.draw(benign_flags(n))
     idx = graph(edges, n)
-    same(detect_large_outflow(idx, disb, p), reference_large_outflow(idx, disb, p))
+    same(detect_large_outflow(idx, disb, benign, p), reference_large_outflow(idx, disb, benign, p))
 
 
 @settings(**common)

@@ -70,7 +70,7 @@ def test_score_cli_json_fail_on_and_alerts(scored, tmp_path):
     r = runner.invoke(app, [*base, "score", "--date", day.isoformat(), "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
-    assert set(summary) == {"disbursements", "alerts", "by_rule", "by_level", "seconds"}
+    assert set(summary) == {"disbursements", "alerts", "by_rule", "by_level", "suppressed", "seconds"}
     assert summary["alerts"] == sum(summary["by_rule"].values()) == sum(summary["by_level"].values())
     r = runner.invoke(app, [*base, "score", "--date", day.isoformat(), "--fail-on", "low", "--json"])
     assert r.exit_code == 1

@@ -6,9 +6,12 @@ Pattern it catches::
     A_d ─800 000.00 (day 1)→ A_supplier ─700 000.00 (day 3)→ A_broker [brokerage]
                                                           → fires: 2 hops, 70 %
 
-Closest legitimate look-alike: small card payments from ``d`` at a brokerage (below the
-per-hop floor of 10 % of the disbursement), or the brokerage receiving money from the
-intermediary *before* the proceeds reached the intermediary.
+Closest legitimate look-alikes: a home-purchase loan paying the developer (a real-estate
+account): a category the loan's purpose allows (``allowed_by_purpose``) is not prohibited
+for that loan; small card payments from ``d`` at a brokerage (below the per-hop floor of
+10 % of the disbursement); the brokerage receiving money from the intermediary *before*
+the proceeds reached the intermediary. Accounts on the pack's suppression list are never
+destinations.
 
 Categories come from the accounts table (``category``); the shipped pack prohibits
 brokerage, real estate, lenders and crypto. The detector is the shared earliest-arrival
@@ -50,6 +53,9 @@ class ProhibitedDestinationParams:
         Longest chain of transactions from ``d`` to the destination (>= 1).
     min_amount, min_amount_ratio : int, float
         Per-transaction floor ``max(min_amount, ratio_threshold(min_amount_ratio, a))``.
+    allowed_by_purpose : dict of str to tuple of str
+        Loan purpose → categories that purpose allows (a home-purchase loan may pay a
+        real-estate account); the loan's purpose comes from ``loans.purpose``.
     include_disbursement_account : bool
         If true, a disbursement *into* an account of a prohibited category fires at 0 hops
         (``first_ts = t0``). Default false: ``d`` is never the destination.
@@ -62,6 +68,7 @@ class ProhibitedDestinationParams:
     max_hops: int = param(5, 1, 12, "transfers from the disbursement account to the destination")
     min_amount: int = param(0, 0, None, "every hop at least this (minor units)", type="money")
     min_amount_ratio: float = param(0.1, 0, 1, "every hop at least this share of the disbursed amount")
+    allowed_by_purpose: dict[str, tuple[str, ...]] = param({"home purchase": ("real_estate",)}, doc="loan purpose → categories it allows", type="map")
     include_disbursement_account: bool = param(False, doc="a disbursement straight into a prohibited account fires")
     max_paths: int = param(10, 0, 10000, "example paths kept per disbursement")
 
@@ -74,12 +81,24 @@ class ProhibitedDestinationParams:
 Params = ProhibitedDestinationParams
 
 
-def _prohibited_mask(account_category, category_names, categories) -> tuple[np.ndarray, dict]:
+def _prohibited_mask(account_category, category_names, categories, benign=None) -> tuple[np.ndarray, dict]:
     names = list(category_names)
     codes = {i: nm for i, nm in enumerate(names) if nm in set(categories)}
     cat = np.asarray(account_category).astype(np.int64)
     bad = np.isin(cat, np.fromiter(codes, np.int64, len(codes))) & (cat >= 0)
+    if benign is not None:
+        bad &= ~np.asarray(benign).astype(bool)
     return bad.astype(np.uint8), codes
+
+
+def _by_purpose(purposes, n: int, params) -> dict[tuple[str, ...], list[int]]:
+    """Disbursement positions grouped by the categories prohibited for their loan's purpose."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    purposes = [None] * n if purposes is None else list(purposes)
+    for i, p in enumerate(purposes):
+        allowed = set(params.allowed_by_purpose.get(p or "", ()))
+        groups.setdefault(tuple(c for c in params.categories if c not in allowed), []).append(i)
+    return groups
 
 
 def detect_prohibited_destination(
@@ -87,6 +106,8 @@ def detect_prohibited_destination(
     disb: Disbursements,
     account_category: np.ndarray,
     category_names: Sequence[str] = CATEGORY_NAMES,
+    purposes: Sequence[str | None] | None = None,
+    benign: np.ndarray | None = None,
     params: ProhibitedDestinationParams = ProhibitedDestinationParams(),
 ) -> Hits:
     """The proceeds reach an account of a prohibited category (brokerage, real estate, ...).
@@ -94,7 +115,9 @@ def detect_prohibited_destination(
     Fires when a time-respecting chain of ``1..max_hops`` transactions from ``d`` (after
     ``t0``, strictly increasing timestamps, at most ``window`` after ``t0``, each amount
     ``>= max(min_amount, min_amount_ratio · a)``) ends at an account whose category is in
-    ``params.categories``; ``d`` itself only with ``include_disbursement_account``.
+    ``params.categories`` that the disbursement's loan purpose (``purposes[i]``) does not
+    allow (``allowed_by_purpose``) and that is not flagged in ``benign``; ``d`` itself only
+    with ``include_disbursement_account``.
 
     Parameters
     ----------
@@ -132,31 +155,41 @@ def detect_prohibited_destination(
     cat = np.asarray(account_category)
     if cat.shape[0] != index.n_accounts:
         raise ValueError("account_category must have one code per account")
-    bad, codes = _prohibited_mask(cat, category_names, params.categories)
-    amt = np.asarray(disb.amount, np.int64)
-    H = int(params.max_hops)
-    hits, res = run_batch(prohibited_worker, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
-                          window_ms(params.window_days), int(params.max_paths), H,
-                          (bad, bool(params.include_disbursement_account)))  # fmt: skip
-    hits.set_share_metric(amt)
-    for i in np.flatnonzero(hits.fired).tolist():
-        v = int(res[i, 5])
-        hits.detail[i] = {
-            "account": v,
-            "category": codes.get(int(cat[v]), str(int(cat[v]))),
-            "accounts": int(res[i, 7]),
-        }
-    return hits
+    parts = []
+    for categories, pos in _by_purpose(purposes, len(disb), params).items():
+        pos = np.asarray(pos, np.int64)
+        sub = disb if len(pos) == len(disb) else disb.subset(pos)
+        bad, codes = _prohibited_mask(cat, category_names, categories, benign)
+        amt = np.asarray(sub.amount, np.int64)
+        H = int(params.max_hops)
+        hits, res = run_batch(prohibited_worker, index, sub, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
+                              window_ms(params.window_days), int(params.max_paths), H,
+                              (bad, bool(params.include_disbursement_account)))  # fmt: skip
+        hits.set_share_metric(amt)
+        for i in np.flatnonzero(hits.fired).tolist():
+            v = int(res[i, 5])
+            hits.detail[i] = {
+                "account": v,
+                "category": codes.get(int(cat[v]), str(int(cat[v]))),
+                "accounts": int(res[i, 7]),
+            }
+        parts.append((pos, hits))
+    return Hits.scatter(len(disb), parts)
 
 
 def reference_prohibited_destination(index, disb, account_category, category_names=CATEGORY_NAMES,
-                                     params=ProhibitedDestinationParams()) -> Hits:  # fmt: skip
+                                     purposes=None, benign=None, params=ProhibitedDestinationParams()) -> Hits:  # fmt: skip
     """Pure-Python reference of :func:`detect_prohibited_destination`."""
     out = edges_by_src(index)
-    bad, _ = _prohibited_mask(account_category, category_names, params.categories)
+    names = list(category_names)
+    cat = np.asarray(account_category).tolist()
+    purposes = [None] * len(disb) if purposes is None else list(purposes)
     rows = []
-    for d, t0, a in zip(np.asarray(disb.account).tolist(), np.asarray(disb.t0).tolist(),
-                        np.asarray(disb.amount).tolist(), strict=True):  # fmt: skip
+    for d, t0, a, purpose in zip(np.asarray(disb.account).tolist(), np.asarray(disb.t0).tolist(),
+                                 np.asarray(disb.amount).tolist(), purposes, strict=True):  # fmt: skip
+        allowed = set(params.allowed_by_purpose.get(purpose or "", ()))
+        bad = [0 <= c < len(names) and names[c] in params.categories and names[c] not in allowed
+               and not (benign is not None and benign[v]) for v, c in enumerate(cat)]  # fmt: skip
         thr = max(params.min_amount, ratio_threshold(params.min_amount_ratio, a))
         tend = t0 + window_ms(params.window_days)
         if params.include_disbursement_account and bad[d]:
@@ -189,10 +222,12 @@ def reference_prohibited_destination(index, disb, account_category, category_nam
 
 
 # ------------------------------------------------------------------ in the nightly batch
-def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame) -> tuple:
-    """The detector's inputs from the store: the disbursements and each account's category."""
+def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame, suppress: bool = True) -> tuple:
+    """The detector's inputs from the store: the disbursements, each account's category,
+    each loan's purpose, and the accounts of the pack's suppression list (when ``suppress``)."""
     disb, _ = disbursements(ctx, sel)
-    return index, disb, ctx.account_category, ctx.category_names
+    return (index, disb, ctx.account_category, ctx.category_names, sel["purpose"].to_list(),
+            ctx.benign(rule) if suppress else None)
 
 
 def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: int, t0: int) -> str:

@@ -7,9 +7,12 @@ Pattern it catches::
     A_m ─500 000.00 (11:00)→ A_x,  A_m ─360 000.00 (13:00)→ A_y
                                      → fires: A_m forwarded 96 % within 3 hours
 
-Closest legitimate look-alike: a supplier that receives the payment and pays its own
-suppliers days later (A_m forwards 95 % only after three days), or forwards half of it;
-and the borrower's own accounts moving money among themselves (not candidates).
+Closest legitimate look-alike: a supplier that receives the payment and pays its staff's
+salaries and its own regular suppliers the next day — outflows to counterparties it had
+already paid at least ``known_payments`` times in the ``history_days`` before the inflow
+are its ordinary business, not forwarding; a supplier that pays its own suppliers days
+later (A_m forwards 95 % only after three days), or forwards half of it; and the
+borrower's own accounts moving money among themselves (not candidates).
 
 The detector is the shared earliest-arrival reach plus :mod:`flowgraph.engine.pass_through`.
 """
@@ -70,7 +73,13 @@ class RapidPassThroughParams:
         Default true: accounts of ``T`` (other than ``d``, see above) are not candidates;
         money moved on quickly between the borrower's own accounts is not an intermediary
         passing it through.
+    history_days, known_payments : float, int
+        An outflow to a counterparty the account paid at least ``known_payments`` times in
+        the ``history_days`` before the inflow does not count as forwarding (0: no check).
     max_paths : int
+
+    Accounts on the pack's suppression list are no candidates, and outflows to them do not
+    count as forwarding.
     """
 
     window_days: float = param(30.0, 0, 3660, "days after disbursement the inflow may happen")
@@ -82,6 +91,8 @@ class RapidPassThroughParams:
     min_forward_amount: int = param(0, 0, None, "outflows below this do not count (minor units)", type="money")
     include_disbursement_account: bool = param(False, doc="the disbursement account itself is a candidate")
     exclude_borrower_side: bool = param(True, doc="accounts of the borrower side (T) are not candidates")
+    history_days: float = param(180.0, 0, 3660, "days before the inflow that make a counterparty known")
+    known_payments: int = param(2, 0, 1000, "payments in history_days that make a counterparty known (0: no check)")
     max_paths: int = param(10, 0, 10000, "example paths kept per disbursement")
 
     def __post_init__(self) -> None:
@@ -98,6 +109,7 @@ Params = RapidPassThroughParams
 def detect_rapid_pass_through(
     index,
     disb: Disbursements,
+    benign: np.ndarray | None = None,
     params: RapidPassThroughParams = RapidPassThroughParams(),
 ) -> Hits:
     """An account on the proceeds' way forwards most of what it received within hours.
@@ -109,7 +121,9 @@ def detect_rapid_pass_through(
     min_amount_ratio · a)``. (The chain may already have passed through ``v``: money
     that comes back to an account and is forwarded again counts again.) The inflow is *passed
     through* when ``v``'s outflows with ``t_in < ts <= t_in + within_hours`` (each at least
-    ``min_forward_amount``) add up to ``>= ratio_threshold(forward_ratio, A)``; the event
+    ``min_forward_amount``, not to a ``benign`` account, not to a counterparty ``v`` paid at
+    least ``known_payments`` times in ``[t_in − history_days, t_in)``) add up to
+    ``>= ratio_threshold(forward_ratio, A)``; the event
     time is the outflow at which the running sum reaches that. ``d`` is not a candidate
     unless ``include_disbursement_account`` (then the disbursement itself, ``A = a`` at
     ``t0`` with 0 hops, and chain transactions returning to ``d`` are its inflows); the
@@ -139,8 +153,12 @@ def detect_rapid_pass_through(
 
     amt = np.asarray(disb.amount, np.int64)
     H = int(params.max_hops)
+    ben = np.zeros(index.n_accounts, np.uint8) if benign is None else np.ascontiguousarray(benign, np.uint8)
+    if ben.shape[0] != index.n_accounts:
+        raise ValueError("benign must have one flag per account")
     extra = (to_ppm(params.forward_ratio), hours_ms(params.within_hours), int(params.min_forward_amount),
-             bool(params.include_disbursement_account), bool(params.exclude_borrower_side))  # fmt: skip
+             bool(params.include_disbursement_account), bool(params.exclude_borrower_side), ben,
+             window_ms(params.history_days), int(params.known_payments))  # fmt: skip
     hits, res = run_batch(pass_through_worker, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
                           window_ms(params.window_days), int(params.max_paths), H + 16, extra)  # fmt: skip
     for i in np.flatnonzero(hits.fired).tolist():
@@ -150,9 +168,17 @@ def detect_rapid_pass_through(
     return hits
 
 
-def reference_rapid_pass_through(index, disb, params=RapidPassThroughParams()) -> Hits:
+def reference_rapid_pass_through(index, disb, benign=None, params=RapidPassThroughParams()) -> Hits:
     """Pure-Python reference of :func:`detect_rapid_pass_through`."""
     out = edges_by_src(index)
+    hist = window_ms(params.history_days)
+
+    def forwards(v, tin, w, am):
+        if am < params.min_forward_amount or (benign is not None and benign[w]):
+            return False
+        n = sum(1 for te, _, x, _ in out[v] if x == w and tin - hist <= te < tin)
+        return not (params.known_payments > 0 and n >= params.known_payments)
+
     within = hours_ms(params.within_hours)
     ppm = to_ppm(params.forward_ratio)
     tip = np.asarray(disb.target_indptr).tolist()
@@ -165,7 +191,7 @@ def reference_rapid_pass_through(index, disb, params=RapidPassThroughParams()) -
         tend = t0 + window_ms(params.window_days)
         side = set(tid[tip[i] : tip[i + 1]]) if params.exclude_borrower_side else set()
         inflows = {}  # (v, row) -> (t_in, A, fewest hops)
-        if params.include_disbursement_account:
+        if params.include_disbursement_account and not (benign is not None and benign[d]):
             inflows[(d, -1)] = (t0, a, 0)
         for u, arr_u, hops, _ in simple_chains(out, d, t0, tend, thr, params.max_hops - 1):
             for te, r, v, am in out[u]:
@@ -175,6 +201,8 @@ def reference_rapid_pass_through(index, disb, params=RapidPassThroughParams()) -
                     continue
                 if v != d and v in side:
                     continue
+                if benign is not None and benign[v]:
+                    continue
                 old = inflows.get((v, r))
                 inflows[(v, r)] = (te, am, hops + 1 if old is None else min(old[2], hops + 1))
         best = None
@@ -183,8 +211,8 @@ def reference_rapid_pass_through(index, disb, params=RapidPassThroughParams()) -
             need = -(-ppm * A // PPM)
             fwd = 0
             done = None
-            for te, _, _, am in out[v]:
-                if tin < te <= tin + within and am >= params.min_forward_amount:
+            for te, _, w, am in out[v]:
+                if tin < te <= tin + within and forwards(v, tin, w, am):
                     fwd += am
                     if fwd >= need:
                         done = te
@@ -200,13 +228,14 @@ def reference_rapid_pass_through(index, disb, params=RapidPassThroughParams()) -
 
 # ------------------------------------------------------------------ in the nightly batch
 def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: int, t0: int) -> str:
-    """``'account A_m forwarded 96% of the 900,000.00 it received from the proceeds within 24 hours'``."""
+    """``'account A_m forwarded 96% of the 900,000.00 it received from the proceeds to new counterparties within 24 hours'``."""
     d = hits.detail[i]
     return (f"account {account_name(ctx, d['account'])} forwarded {d['forwarded_share']:.0%} of the "
-            f"{format_amount_grouped(int(hits.amount[i]))} it received from the proceeds within {rule.params['within_hours']:g} hours")
+            f"{format_amount_grouped(int(hits.amount[i]))} it received from the proceeds to new counterparties "
+            f"within {rule.params['within_hours']:g} hours")
 
 
-detector_args = disbursement_args  # the disbursements with their borrower side
+detector_args = disbursement_args  # the disbursements with their borrower side, the suppression flags
 alerts = runner(detect_rapid_pass_through, detector_args, RapidPassThroughParams, reason)
 detect = detect_rapid_pass_through
 reference = reference_rapid_pass_through

@@ -6,9 +6,14 @@ Pattern it catches::
     A_d ─800 000.00 (day 1)→ A_m ─700 000.00 (day 2)→ A_x
     A_x repays loan L1: 600 000.00 (day 20)              → fires: 2 hops, 60 %
 
-Closest legitimate look-alike: the borrower repays from the disbursement account 45 days
-later (outside the 30-day window), or the repaying account paid *before* the proceeds
-reached it (the money cannot have come from this loan).
+Closest legitimate look-alike: a borrower who keeps paying an older loan's instalments
+from the account the new loan lands in (often the salary account) — a routine instalment:
+the same account had already repaid that loan at least ``routine_after`` times before the
+disbursement, and this repayment is not larger than ``routine_factor`` × the one before;
+the borrower repays from the disbursement account 45 days later (outside the 30-day
+window); or the repaying account paid *before* the proceeds reached it (the money cannot
+have come from this loan). Repayments from accounts on the pack's suppression list (the
+bank's own collection accounts) do not count.
 
 The detector is the shared earliest-arrival reach (:mod:`flowgraph.engine.reach`) plus
 the repayment kernel (:mod:`flowgraph.engine.repay`); the reference enumerates every
@@ -51,6 +56,11 @@ class RepayWithLoanParams:
         Every transaction of the chain moves at least this share of the disbursed amount.
     min_repay_ratio : float
         The repayment is at least this share of the disbursed amount.
+    routine_after, routine_factor : int, float
+        A repayment is a routine instalment (it does not count) when its account had repaid
+        the same loan at least ``routine_after`` times before the disbursement and it is at
+        most ``routine_factor`` × that account's previous repayment of the loan
+        (``routine_after = 0``: no repayment is routine).
     max_paths : int
         Example paths kept per disbursement.
     """
@@ -60,6 +70,8 @@ class RepayWithLoanParams:
     min_amount: int = param(0, 0, None, "every hop at least this (minor units)", type="money")
     min_amount_ratio: float = param(0.1, 0, 1, "every hop at least this share of the disbursed amount")
     min_repay_ratio: float = param(0.05, 0, 1, "repayment at least this share of the disbursed amount")
+    routine_after: int = param(2, 0, 1000, "earlier repayments of the loan by the account that make an instalment routine (0: none)")
+    routine_factor: float = param(1.5, 1, 1000, "a routine instalment is at most this times the previous one")
     max_paths: int = param(10, 0, 10000, "example paths kept per disbursement")
 
     def __post_init__(self) -> None:
@@ -85,8 +97,9 @@ def detect_repay_with_loan(
     Fires when a time-respecting chain of ``0..max_hops`` transactions (after ``t0``,
     strictly increasing timestamps, each ``>= max(min_amount, min_amount_ratio · a)``)
     leads from ``d`` to an account ``x`` that makes a repayment at ``ts_r`` with
-    ``arrival < ts_r <= t0 + window`` (0 hops: ``x = d`` and ``t0 < ts_r``) and
-    ``amount_r >= ratio_threshold(min_repay_ratio, a)``.
+    ``arrival < ts_r <= t0 + window`` (0 hops: ``x = d`` and ``t0 < ts_r``),
+    ``amount_r >= ratio_threshold(min_repay_ratio, a)``, and that is not a routine
+    instalment at ``t0`` (:func:`routine_since`).
 
     Parameters
     ----------
@@ -135,7 +148,9 @@ def detect_repay_with_loan(
     np.cumsum(np.bincount(ra, minlength=n), out=rp_indptr[1:])
     amt = np.asarray(disb.amount, np.int64)
     H = int(params.max_hops)
-    extra = (rp_indptr, rt[order].copy(), ram[order].copy(), order.astype(np.int64), hop_thresholds(amt, 0, params.min_repay_ratio))
+    routine = routine_since(ra, rt, ram, rl, params.routine_after, params.routine_factor)
+    extra = (rp_indptr, rt[order].copy(), ram[order].copy(), order.astype(np.int64),
+             hop_thresholds(amt, 0, params.min_repay_ratio), routine[order].copy())  # fmt: skip
     hits, res = run_batch(repay_worker, index, disb, H, hop_thresholds(amt, params.min_amount, params.min_amount_ratio),
                           window_ms(params.window_days), int(params.max_paths), max(H, 1), extra)  # fmt: skip
     hits.set_share_metric(amt)
@@ -150,12 +165,51 @@ def detect_repay_with_loan(
     return hits
 
 
+NEVER = np.int64(2**62)  # routine_since of a repayment that is never routine
+
+
+def routine_since(account, ts, amount, loan_row, after: int, factor: float) -> np.ndarray:
+    """Per repayment, the time from which it is a routine instalment: the ts of the
+    ``after``-th earlier repayment of the same loan by the same account, when its amount is
+    at most ``factor`` × the previous one's (else, with fewer earlier repayments, for an
+    unknown loan ``loan_row < 0`` or ``after = 0``: never). Earlier = (ts, input order).
+
+    >>> routine_since(np.array([1, 1, 1, 1]), np.array([10, 20, 30, 40]), np.array([5, 5, 5, 50]),
+    ...               np.array([0, 0, 0, 0]), 2, 1.5).tolist() == [NEVER, NEVER, 10, NEVER]
+    True
+    """
+    n = len(account)
+    out = np.full(n, NEVER, np.int64)
+    if after <= 0 or n == 0:
+        return out
+    order = np.lexsort((np.arange(n), ts, loan_row, account)).tolist()
+    acc, lr, t, am = (np.asarray(x).tolist() for x in (account, loan_row, ts, amount))
+    for k, j in enumerate(order):
+        if lr[j] < 0 or k < after:
+            continue
+        first, prev = order[k - after], order[k - 1]
+        if acc[first] == acc[j] and lr[first] == lr[j] and am[j] <= factor * am[prev]:
+            out[j] = t[first]
+    return out
+
+
 def reference_repay_with_loan(index, disb, repay_account, repay_ts, repay_amount, repay_loan_row,
                               params=RepayWithLoanParams()) -> Hits:  # fmt: skip
     """Pure-Python reference of :func:`detect_repay_with_loan` (fired, amount, first_ts, hops)."""
     out = edges_by_src(index)
     reps = sorted(zip(np.asarray(repay_ts).tolist(), range(len(repay_ts)),
                       np.asarray(repay_account).tolist(), np.asarray(repay_amount).tolist(), strict=True))  # fmt: skip
+    acc, rts, ram, rlr = (np.asarray(x).tolist() for x in (repay_account, repay_ts, repay_amount, repay_loan_row))
+
+    def routine(j, t0):  # straight from the definition: earlier repayments of the same loan by the account
+        if params.routine_after <= 0 or rlr[j] < 0:
+            return False
+        earlier = sorted((rts[k], k) for k in range(len(acc))
+                         if acc[k] == acc[j] and rlr[k] == rlr[j] and (rts[k], k) < (rts[j], j))  # fmt: skip
+        if len(earlier) < params.routine_after:
+            return False
+        return earlier[-params.routine_after][0] < t0 and ram[j] <= params.routine_factor * ram[earlier[-1][1]]
+
     rows = []
     for d, t0, a in zip(np.asarray(disb.account).tolist(), np.asarray(disb.t0).tolist(),
                         np.asarray(disb.amount).tolist(), strict=True):  # fmt: skip
@@ -166,7 +220,7 @@ def reference_repay_with_loan(index, disb, repay_account, repay_ts, repay_amount
         min_h = None
         for v, arr, hops, _ in simple_chains(out, d, t0, tend, thr, params.max_hops):
             for tr, j, x, am in reps:
-                if x == v and arr < tr <= tend and am >= rthr:
+                if x == v and arr < tr <= tend and am >= rthr and not routine(j, t0):
                     if best is None or (tr, j) < best[:2]:
                         best = (tr, j, am)
                     min_h = hops if min_h is None else min(min_h, hops)
@@ -176,14 +230,19 @@ def reference_repay_with_loan(index, disb, repay_account, repay_ts, repay_amount
 
 
 # ------------------------------------------------------------------ in the nightly batch
-def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame) -> tuple:
-    """The detector's inputs from the store: the disbursements and every repayment."""
+def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame, suppress: bool = True) -> tuple:
+    """The detector's inputs from the store: the disbursements and every repayment (but
+    those made from accounts on the pack's suppression list, when ``suppress``)."""
     disb, _ = disbursements(ctx, sel)
     rp = ctx.repayments
+    acc = ctx.lookup.many(rp["account_id"].to_list()).astype(np.int64)
+    keep = np.ones(acc.shape[0], bool)
+    benign = ctx.benign(rule) if suppress else None
+    if benign is not None:
+        keep = ~(benign[np.maximum(acc, 0)].astype(bool) & (acc >= 0))
     return (
-        index, disb, ctx.lookup.many(rp["account_id"].to_list()).astype(np.int64),
-        rp["ts"].to_numpy().astype(np.int64), rp["amount"].to_numpy().astype(np.int64),
-        rp["loan_row"].to_numpy().astype(np.int64),
+        index, disb, acc[keep], rp["ts"].to_numpy().astype(np.int64)[keep],
+        rp["amount"].to_numpy().astype(np.int64)[keep], rp["loan_row"].to_numpy().astype(np.int64)[keep],
     )
 
 

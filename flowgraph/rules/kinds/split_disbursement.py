@@ -238,6 +238,7 @@ def score_metric(rule: Rule, loans: float) -> float:
     return min(1.0, loans / (2 * rule.params["min_loans"]))
 
 
-alerts = runner(detect_split_disbursement, detector_args, SplitDisbursementParams, reason, score_metric)
+alerts = runner(detect_split_disbursement, detector_args, SplitDisbursementParams, reason, score_metric,
+                suppressible=False)  # a rule over loans: no counterparty to suppress
 detect = detect_split_disbursement
 reference = reference_split_disbursement

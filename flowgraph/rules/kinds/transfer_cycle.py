@@ -212,7 +212,12 @@ def reason(ctx, rule: Rule, sel: pl.DataFrame, hits: Hits, i: int, disbursed: in
             f"{when_text(hits, i, t0)}" + (" (search budget hit)" if d.get("truncated") else ""))
 
 
-detector_args = disbursement_args  # the disbursements with their borrower side
-alerts = runner(detect_transfer_cycle, detector_args, TransferCycleParams, reason)
+def detector_args(ctx, index, rule: Rule, sel: pl.DataFrame) -> tuple:
+    """``(index, disbursements)`` with their borrower side (a cycle has no single
+    counterparty: the suppression list does not apply)."""
+    return disbursement_args(ctx, index, rule, sel, suppress=False)[:2]
+
+
+alerts = runner(detect_transfer_cycle, detector_args, TransferCycleParams, reason, suppressible=False)
 detect = detect_transfer_cycle
 reference = reference_transfer_cycle
