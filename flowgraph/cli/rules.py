@@ -179,3 +179,30 @@ def evaluate(
     say(f"lowest recall {res['recall_min']}, flow-back alerts on negative controls: {res['flow_back_on_negatives']}")
     if keep is not None:
         say(f"store kept in {keep}")
+
+
+@rules_app.command("replay")
+def rules_replay(
+    pack_path: Annotated[Path, typer.Argument(metavar="PACK", help="The candidate rule pack folder.")],
+    from_: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")],
+    to: Annotated[str, typer.Option("--to", help="Last day.")],
+    rules: RulesOpt = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score history with another pack, in memory, and print the difference per rule and level
+    against the current pack (--rules, default the shipped one); stored alerts are not touched."""
+    from flowgraph.rules.batch import days_between
+    from flowgraph.rules.replay import replay
+
+    candidate, current = load_pack(pack_path), load_pack(rules)
+    days = days_between(parse_day(from_, "--from"), parse_day(to, "--to"))
+    result = replay(open_store(), days, candidate, current, threads)
+    if want_json(json_):
+        emit_json(result)
+        return
+    t = result["totals"]
+    emit_rows(result["by_rule"], False, title=f"replay {result['dates'][0]} .. {result['dates'][-1]}: "
+              f"current {result['current']['pack']} vs candidate {result['candidate']['pack']}")  # fmt: skip
+    say(f"{t['current']} alert(s) now, {t['candidate']} with the candidate: {t['added']} added, "
+        f"{t['removed']} removed, {t['changed']} changed (level or score)")

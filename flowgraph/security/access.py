@@ -96,6 +96,7 @@ COMMANDS: dict[str, str] = {
     "loan": "investigate",
     "alerts": "investigate",
     "score": "score",
+    "rules replay": "score",
     "classify": "classify",
     "evidence": "evidence",
     "audit show": "audit.read",
