@@ -172,6 +172,7 @@ TABLES: dict[str, Table] = {
                 _c("payment_mode", allowed=PAYMENT_MODES),
                 _c("maturity_date", "ts"),
                 _c("rate", "float", doc="yearly rate as a fraction in [0, 1] (0.0446 = 4.46%)", bounds=(0.0, 1.0)),
+                _c("payee_account", doc="the declared payee of the proceeds (entrusted payment: the supplier's account)"),
             ),
             key=("loan_id",),
         ),

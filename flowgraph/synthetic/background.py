@@ -29,7 +29,13 @@ import math
 import numpy as np
 
 from flowgraph.core.values import DAY_MS, HOUR_MS
-from flowgraph.synthetic.constants import CASE_MAX_LOAN, DAYS, MIN_DISBURSEMENT, START_MS
+from flowgraph.synthetic.constants import (
+    BACKGROUND_MAX,
+    CASE_MAX_LOAN,
+    DAYS,
+    MIN_DISBURSEMENT,
+    START_MS,
+)
 from flowgraph.synthetic.loans import schedule
 from flowgraph.synthetic.vocabulary import (
     BRANCHES,
@@ -208,8 +214,18 @@ def background_world(w: World, rng: np.random.Generator, n_accounts: int) -> lis
     return inst_accounts
 
 
-def ordinary_loans(w: World, rng: np.random.Generator, n_loans: int, bg_parties: np.ndarray) -> None:
-    """Loans of ``n_loans`` background parties (at most one each), with their repayments."""
+def ordinary_loans(w: World, rng: np.random.Generator, n_loans: int, bg_parties: np.ndarray) -> list:
+    """Loans of ``n_loans`` background parties (at most one each), with their repayments.
+
+    Returns the ordinary spending of the companies' self-paid loans (transactions ``(ts,
+    src, dst, amount, channel, memo)``): the benign look-alikes of the post-loan rules, in the
+    background. A company pays most of its first tranche to one to three of its regular
+    suppliers within days — suppliers it paid in each of the months before (when the loan
+    comes late enough in the year for those months to be in it), or in pieces of at most
+    45 % each (earlier loans). Suppliers are companies that repay no loan, and never pass
+    large amounts on, so no path rule can run through them.
+    """
+    spend: list = []
     b = Builder(w, rng)
     first_acct = {o: accts[0] for o, accts in w.p_accounts.items()}
     borrowers = rng.choice(bg_parties, size=min(n_loans, len(bg_parties)), replace=False)
@@ -256,3 +272,27 @@ def ordinary_loans(w: World, rng: np.random.Generator, n_loans: int, bg_parties:
             others = [a for a in w.p_accounts[B][1:] if w.a_status[a] == "active"]
             payer = others[0] if others else b.account(B, case=False)
         schedule(w, rng, li, payer, t0)
+        if kind == "company" and mode == "self":
+            spend += _spending(w, rng, d, t0, w.disb[-n_tr][2], company_accounts)
+    return spend
+
+
+def _spending(w: World, rng: np.random.Generator, d: int, t0: int, a: int, suppliers: np.ndarray) -> list:
+    """A company's ordinary spending of a tranche ``a`` paid into ``d`` at ``t0`` (see
+    :func:`ordinary_loans`)."""
+    pool = suppliers[np.asarray(w.a_owner)[suppliers] != w.a_owner[d]]
+    n = int(rng.integers(1, 4))
+    chosen = rng.choice(pool, size=n, replace=False).tolist()
+    known = t0 - START_MS >= 100 * DAY_MS  # room for the months before in the data year
+    shares = rng.dirichlet(np.ones(n)) * rng.uniform(0.5, 0.9)
+    if not known:
+        shares = np.minimum(shares, 0.45)
+    txs = []
+    for s, share in zip(chosen, shares.tolist(), strict=True):
+        if known:
+            for k in (2, 1):  # paid in each of the two months before
+                t = t0 - k * 30 * DAY_MS - int(rng.integers(0, 5 * DAY_MS))
+                txs.append((t, d, s, int(rng.integers(100_000, BACKGROUND_MAX)), "transfer", "货款"))
+        t = t0 + int(rng.integers(2 * HOUR_MS, 5 * DAY_MS))
+        txs.append((t, d, s, round_to(a * share, 100), "transfer", "货款"))
+    return txs

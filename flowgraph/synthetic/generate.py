@@ -36,6 +36,7 @@ import numpy as np
 from flowgraph.core.errors import UsageError
 from flowgraph.core.schema import TABLES
 from flowgraph.synthetic.background import background_world, ordinary_loans
+from flowgraph.synthetic.cases.kit import Case
 from flowgraph.synthetic.cases.registry import EXPECTED_RULE, TYPOLOGIES, inject_cases
 from flowgraph.synthetic.constants import BACKGROUND_MAX, MIN_DISBURSEMENT
 from flowgraph.synthetic.labels import labels_frame
@@ -111,7 +112,7 @@ def generate(
     report("entities", 2, 4)
     bg = np.arange(n_bg_parties)
     bg = bg[~np.isin(bg, [w.a_owner[i] for i in inst])]
-    ordinary_loans(w, r_loans, max(10, n_bg_parties // 25), bg)
+    spending = ordinary_loans(w, r_loans, max(10, n_bg_parties // 25), bg)
     settle_and_grade(w)
     report("entities", 3, 4)
 
@@ -119,8 +120,10 @@ def generate(
     counts = write_entities(out_dir, w, ids)
     report("entities", 4, 4)
 
+    # the ordinary loans' spending rides along as one unlabelled group of transactions
+    ordinary = Case(loan=-1, txs=spending, hops=None, note="", linked=set(), d=-1, a=0, t0=0)
     counts["transactions"], case_tx_ids = write_transactions(
-        out_dir, cases, Traffic(w, r_tx), ids, sc.transactions, sc.chunk_rows, report
+        out_dir, [*cases, ordinary], Traffic(w, r_tx), ids, sc.transactions, sc.chunk_rows, report
     )
 
     labels = labels_frame(w, cases, ids, case_tx_ids)

@@ -68,6 +68,7 @@ class Loan:
     maturity: int  # ms
     rate: float
     months: int  # term
+    payee: int | None = None  # declared payee account (loans.payee_account)
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,7 @@ class Builder:
                 maturity=t0 - t0 % DAY_MS + months * 30 * DAY_MS,
                 rate=rate,
                 months=months,
+                payee=acct if mode == "entrusted" else None,  # entrusted: paid to the declared payee
             )
         )
         w.disb.append((li, acct, amount, t0))

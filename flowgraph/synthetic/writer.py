@@ -169,8 +169,9 @@ def write_entities(out_dir: Path, w: World, ids: Ids) -> dict[str, int]:
                 "payment_mode": [x.mode for x in w.loans],
                 "maturity_date": [x.maturity for x in w.loans],
                 "rate": [x.rate for x in w.loans],
+                "payee_account": [None if x.payee is None else aid[x.payee] for x in w.loans],
             },
-            schema_overrides={"amount": pl.Int64, "maturity_date": pl.Int64},
+            schema_overrides={"amount": pl.Int64, "maturity_date": pl.Int64, "payee_account": pl.Utf8},
         ).sort("loan_id"),
     )
     counts["disbursements"] = write_table(

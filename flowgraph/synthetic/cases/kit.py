@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Case:
     a: int  # disbursed amount
     t0: int  # disbursement time
     repaid_loan: int | None = None  # repay_with_loan: the loan whose repayment is reached
+    more_loans: list[int] = field(default_factory=list)  # further loans of the case (split_disbursement)
     typology: str = ""
     case_id: str = ""
 

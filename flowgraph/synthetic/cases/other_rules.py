@@ -7,6 +7,9 @@
 ``rapid_pass_through`` an intermediary forwards ≥ 90 % of what it received within hours
 ``transfer_cycle``   proceeds feed a cycle of 3..6 large transfers among non-borrower
                      accounts with increasing timestamps (``hops`` is the cycle length)
+``large_outflow``    most of the loan to a never-paid counterparty within three days
+``split_disbursement`` three linked borrowers just below the entrusted-payment threshold
+                     within a month (every loan of the case is labelled)
 
 >>> import numpy as np
 >>> from flowgraph.synthetic.world import World
@@ -26,6 +29,8 @@ from flowgraph.synthetic.cases.kit import Case, CaseKit
 from flowgraph.synthetic.constants import MINUTE_MS
 from flowgraph.synthetic.loans import schedule
 from flowgraph.synthetic.world import round_to
+
+SPLIT_THRESHOLD = 500_000_000  # the split_disbursement rule's default threshold (5 000 000.00)
 
 
 def repay_with_loan(kit: CaseKit) -> Case:
@@ -139,3 +144,37 @@ def transfer_cycle(kit: CaseKit) -> Case:
         a,
         t0,
     )
+
+
+def large_outflow(kit: CaseKit) -> Case:
+    """Most of the loan leaves in one transfer, within three days, to an account the
+    borrower never paid before (which keeps it)."""
+    rng = kit.rng
+    B, d = kit.borrower()
+    li, t0, a = kit.new_loan(B, d)
+    x = kit.fresh(t0)
+    t = t0 + int(rng.integers(HOUR_MS, 70 * HOUR_MS))
+    share = rng.uniform(0.55, 0.98)
+    txs = [(t, d, x, round_to(a * share, 100), "transfer", "往来款")]
+    return Case(li, txs, 1, f"{share:.0%} of the loan to a new counterparty within {(t - t0) / HOUR_MS:.0f} h",
+                kit.owned_by({B}), d, a, t0)  # fmt: skip
+
+
+def split_disbursement(kit: CaseKit) -> Case:
+    """Three linked borrowers (a company, its legal representative, an affiliate) take loans
+    just below the entrusted-payment threshold within a month (化整为零)."""
+    rng = kit.rng
+    C, dc = kit.borrower("company")
+    P, dp = kit.borrower("person")
+    A, da = kit.borrower("company")
+    t_first = kit.t0(3, 300)
+    kit.b.relate(P, C, "legal_rep", t_first - 400 * DAY_MS)
+    kit.b.relate(C, A, "affiliate", t_first - 400 * DAY_MS)
+    loans = []
+    for k, (B, d) in enumerate(((C, dc), (P, dp), (A, da))):
+        amount = round_to(SPLIT_THRESHOLD * rng.uniform(0.82, 0.99), 100_000)
+        li, t0, a = kit.new_loan(B, d, t0=t_first + k * int(rng.integers(2, 9)) * DAY_MS + k, amount=amount)
+        loans.append((li, t0, a))
+    li, t0, a = loans[0]
+    return Case(li, [], None, "three linked borrowers just below the threshold within a month",
+                kit.owned_by({C}), dc, a, t0, more_loans=[x[0] for x in loans[1:]])  # fmt: skip

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowgraph.synthetic.cases import flow_back, negatives, other_rules
+from flowgraph.synthetic.cases import flow_back, lookalikes, negatives, other_rules
 from flowgraph.synthetic.cases.kit import Case, CaseKit
 from flowgraph.synthetic.world import World
 
@@ -38,6 +38,7 @@ class CaseType:
     name: str  # the label's typology (``labels.parquet`` column ``typology``)
     expected_rule: str | None  # the rule kind that must fire; None for a negative control
     make: Callable[[CaseKit], Case]
+    lookalike_of: str | None = None  # a negative control: the rule kind it imitates (must stay silent)
 
 
 CASE_TYPES: tuple[CaseType, ...] = (
@@ -50,16 +51,26 @@ CASE_TYPES: tuple[CaseType, ...] = (
     CaseType("prohibited_destination", "prohibited_destination", other_rules.prohibited_destination),
     CaseType("rapid_pass_through", "rapid_pass_through", other_rules.rapid_pass_through),
     CaseType("transfer_cycle", "transfer_cycle", other_rules.transfer_cycle),
-    CaseType("neg_late_return", None, negatives.neg_late_return),
-    CaseType("neg_unlinked_lookalike", None, negatives.neg_unlinked_lookalike),
-    CaseType("neg_own_accounts", None, negatives.neg_own_accounts),
-    CaseType("neg_round_amount", None, negatives.neg_round_amount),
+    CaseType("large_outflow", "large_outflow", other_rules.large_outflow),
+    CaseType("split_disbursement", "split_disbursement", other_rules.split_disbursement),
+    CaseType("neg_late_return", None, negatives.neg_late_return, "flow_back"),
+    CaseType("neg_unlinked_lookalike", None, negatives.neg_unlinked_lookalike, "flow_back"),
+    CaseType("neg_own_accounts", None, negatives.neg_own_accounts, "flow_back"),
+    CaseType("neg_round_amount", None, negatives.neg_round_amount, "flow_back"),
+    CaseType("neg_entrusted_payee", None, lookalikes.neg_entrusted_payee, "large_outflow"),
+    CaseType("neg_known_supplier", None, lookalikes.neg_known_supplier, "large_outflow"),
+    CaseType("neg_supplier_payroll", None, lookalikes.neg_supplier_payroll, "rapid_pass_through"),
+    CaseType("neg_routine_instalment", None, lookalikes.neg_routine_instalment, "repay_with_loan"),
+    CaseType("neg_home_purchase", None, lookalikes.neg_home_purchase, "prohibited_destination"),
+    CaseType("neg_split_unrelated", None, lookalikes.neg_split_unrelated, "split_disbursement"),
+    CaseType("neg_cycle_wrong_order", None, lookalikes.neg_cycle_wrong_order, "transfer_cycle"),
 )
 CASE_TYPE: dict[str, CaseType] = {t.name: t for t in CASE_TYPES}
 assert len(CASE_TYPE) == len(CASE_TYPES), "case type names must be unique"
 
 TYPOLOGIES: tuple[str, ...] = tuple(t.name for t in CASE_TYPES)
 EXPECTED_RULE: dict[str, str | None] = {t.name: t.expected_rule for t in CASE_TYPES}
+LOOKALIKE_OF: dict[str, str | None] = {t.name: t.lookalike_of for t in CASE_TYPES}
 
 
 def inject_cases(
