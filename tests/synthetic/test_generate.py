@@ -297,7 +297,9 @@ def test_tiny_counts(tiny):
     assert 0.7 * sc.accounts <= counts["tables"]["accounts"] <= 1.3 * sc.accounts
     assert set(counts["typologies"]) == set(TYPOLOGIES)
     assert all(n >= 3 for n in counts["typologies"].values())
-    assert counts["labels"] == sum(counts["typologies"].values())
+    # one label row per case loan: a split-disbursement case (and its look-alike) has three loans
+    assert counts["labels"] == sum(counts["typologies"].values()) + 2 * (counts["typologies"]["split_disbursement"]
+                                                                        + counts["typologies"]["neg_split_unrelated"])
     assert counts["tables"]["relations"] > 0 and counts["tables"]["repayments"] > 0
 
 
@@ -330,6 +332,8 @@ def test_labels_schema(data):
         "disbursement_id",
         "tx_ids",
         "expected_rule",
+        "lookalike_of",
+        "also_rules",
         "hops",
         "returned_amount",
         "note",
@@ -349,11 +353,15 @@ def test_labels_schema(data):
     )
 
 
+NO_TX = {"split_disbursement", "neg_split_unrelated", "neg_routine_instalment"}
+
+
 def test_label_transactions_exist(data, bank):
     lab = data["labels"]
     disb = set(data["disbursements"]["disbursement_id"])
     for r in lab.iter_rows(named=True):
-        assert r["tx_ids"], r["case_id"]
+        # cases made of loans and repayments only have no transactions
+        assert r["tx_ids"] or r["typology"] in NO_TX, r["case_id"]
         assert all(x in bank.tx for x in r["tx_ids"]), r["case_id"]
         assert r["disbursement_id"] in disb
         assert bank.disb[r["disbursement_id"]]["loan_id"] == r["loan_id"]
@@ -412,15 +420,26 @@ def test_background_invariant(data, bank):
     tx = data["transactions"]
     bg = tx.filter(~pl.col("tx_id").is_in(list(labelled)))
     min_disb = int(data["disbursements"]["amount"].min())
-    assert bg["amount"].max() <= BACKGROUND_MAX < ratio_threshold(RATIO, min_disb)
+    # the only large background transfers are the ordinary loans' spending: from the
+    # account a company's loan was paid into, to suppliers that repay no loan and never
+    # send a large amount on (so no path can run through them)
+    large = bg.filter(pl.col("amount") > BACKGROUND_MAX)
+    case_loans = set(data["labels"]["loan_id"])
+    ordinary_d = set(data["disbursements"].filter(~pl.col("loan_id").is_in(list(case_loans)))["account_id"])
+    assert set(large["src_account"]) <= ordinary_d
+    sinks = set(large["dst_account"])
+    assert not sinks & set(data["repayments"]["account_id"])
+    assert bg.filter(pl.col("src_account").is_in(list(sinks)))["amount"].max() <= BACKGROUND_MAX
+    assert BACKGROUND_MAX < ratio_threshold(RATIO, min_disb)
     assert BACKGROUND_MAX * 4 <= ratio_threshold(RATIO, MIN_DISBURSEMENT)
-    # every labelled hop is large: only injected transactions can be path edges
-    case = tx.filter(pl.col("tx_id").is_in(list(labelled)))
-    assert case["amount"].min() > BACKGROUND_MAX
     # no repayment is made from an account within a window after a disbursement into it
     # (that would be a 0-hop repay-with-loan), and the only repayments from a third party's
     # account are those of the repay_with_loan cases
     disb = data["disbursements"].select("account_id", pl.col("ts").alias("t0"))
+    # (but for the look-alike built on it: an older loan's routine instalments)
+    routine = data["labels"].filter(pl.col("typology") == "neg_routine_instalment")["disbursement_id"]
+    disb = disb.filter(~pl.col("account_id").is_in(
+        data["disbursements"].filter(pl.col("disbursement_id").is_in(routine.implode()))["account_id"].implode()))
     rep = data["repayments"]
     zero_hop = rep.join(disb, on="account_id").filter(
         (pl.col("ts") > pl.col("t0")) & (pl.col("ts") <= pl.col("t0") + WINDOW)

@@ -23,6 +23,7 @@ ORDER = [
     "cases.flow_back",
     "cases.other_rules",
     "cases.negatives",
+    "cases.lookalikes",
     "cases.registry",
     "traffic",
     "writer",
