@@ -15,7 +15,7 @@ The tests compare :mod:`flowgraph.engine.flow_back` with this module on random g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flowgraph.core.values import DAY_MS, ratio_threshold
 
@@ -29,6 +29,7 @@ class ReferenceResult:
     path_count: int
     returned_amount: int
     first_return_ts: int | None
+    edges: list[int] = field(default_factory=list)  # union of every path's edges, cap or not
 
 
 def is_flow_back_path(path, src, dst, ts, amount, d, t0, a, targets, *, window_ms,
@@ -160,11 +161,12 @@ def find_flow_back_reference(src, dst, ts, amount, d, t0, a, targets, *,
         if is_flow_back_path(c, src, dst, ts, amount, d, t0, a, targets, **kw)
     ]
     valid.sort(key=lambda p: (ts[p[-1]], len(p), tuple(p)))
-    union = [e for p in valid for e in p]
+    union = sorted({e for p in valid for e in p})
     return ReferenceResult(
         paths=valid[:max_paths],
         truncated=len(valid) > max_paths,
         path_count=len(valid),
         returned_amount=greedy_returned(union, src, dst, ts, amount, d, a, targets),
         first_return_ts=min((ts[p[-1]] for p in valid), default=None),
+        edges=union,
     )

@@ -207,3 +207,15 @@ def test_flow_back_kind_equals_reference(sc, H, tracing, max_paths):
     p = FlowBackRuleParams(window_days=12 / DAY_MS, max_hops=H, tracing=tracing, max_paths=max_paths)
     idx = graph(edges, n)
     same(detect_flow_back(idx, disb, p), reference_flow_back(idx, disb, p))
+
+
+def test_returned_amount_does_not_depend_on_the_listing_cap():
+    """Two parallel transfers d→x and one x→d: two paths, one listed with max_paths=1, yet
+    both carry money back, so 200 returns under either tracing (the reference once traced
+    maxflow over the listed paths only and found 100)."""
+    idx = graph([(0, 1, 10, 100), (0, 1, 20, 100), (1, 0, 30, 200)], 2)
+    disb = Disbursements(np.array([0]), np.array([0]), np.array([200]), np.array([0, 1]), np.array([0]))
+    for tracing in ("greedy", "maxflow"):
+        p = FlowBackRuleParams(window_days=1000 / DAY_MS, max_hops=3, tracing=tracing, max_paths=1, min_amount_ratio=0.0)
+        got, ref = detect_flow_back(idx, disb, p), reference_flow_back(idx, disb, p)
+        assert got.amount.tolist() == ref.amount.tolist() == [200], tracing

@@ -167,7 +167,7 @@ def reference_flow_back(index, disb: Disbursements, params: FlowBackRuleParams =
         if p.tracing == "maxflow":
             from flowgraph.engine.flow_back_tracing import trace_returned_amount  # numba module
 
-            union = sorted({e for path in ref.paths for e in path})
+            union = ref.edges  # all paths' edges: the amount must not depend on the listing cap
             returned = trace_returned_amount(*(np.array([c[e] for e in union], np.int64) for c in (src, dst, ts, amount)),
                                              np.array(union), d, t0, a, np.array(targets), method="maxflow")  # fmt: skip
         rows.append((returned, ref.first_return_ts, min(len(x) for x in ref.paths) if ref.paths else -1))
