@@ -14,6 +14,7 @@ from flowgraph.cli import (  # noqa: F401  (each registers its commands on the a
     neo4j,
     reports,
     rules,
+    workbench,
 )
 from flowgraph.cli.app import app
 

@@ -11,8 +11,9 @@ conditions 1–4 of the flow-back rule:
 
 accounts may repeat, and ``hop(e)`` is the smallest such ``k``.
 
-This module enumerates every such sequence (no pruning, no dominance, no index) and keeps
-the smallest length per transaction. Slow and obviously correct: the tests compare
+This module enumerates every such sequence (no dominance, no index; only transactions that
+break a per-transaction condition are left out first) and keeps the smallest length per
+transaction. Slow and obviously correct: the tests compare
 :mod:`flowgraph.engine.forward_flow` with it on random temporal multigraphs.
 
 >>> find_forward_flow_reference([0, 1, 1], [1, 2, 0], [10, 20, 30], [500, 400, 400],
@@ -44,17 +45,20 @@ def is_forward_sequence(seq, src, dst, ts, amount, d, t0, a, *, window_ms, max_h
     return all(amount[e] >= thr for e in seq)  # 4
 
 
-def _sequences(src, dst, ts, d, max_hops):
-    """Every sequence leaving ``d`` whose consecutive edges connect and whose timestamps
-    strictly increase, up to ``max_hops`` edges (the other conditions are checked after)."""
-    m = len(src)
-    stack = [[e] for e in range(m) if src[e] == d]
+def _sequences(src, dst, ts, candidates, d, max_hops):
+    """Every sequence of ``candidates`` rows leaving ``d`` whose consecutive edges connect
+    and whose timestamps strictly increase, up to ``max_hops`` edges (all four conditions
+    are checked again on each sequence by :func:`is_forward_sequence`)."""
+    out_of: dict[int, list[int]] = {}
+    for e in candidates:
+        out_of.setdefault(src[e], []).append(e)
+    stack = [[e] for e in out_of.get(d, [])]
     while stack:
         seq = stack.pop()
         yield seq
         if len(seq) < max_hops:
             last = seq[-1]
-            stack.extend(seq + [e] for e in range(m) if src[e] == dst[last] and ts[e] > ts[last])
+            stack.extend(seq + [e] for e in out_of.get(dst[last], []) if ts[e] > ts[last])
 
 
 def find_forward_flow_reference(src, dst, ts, amount, d, t0, a, *, window_ms=30 * DAY_MS,
@@ -80,8 +84,12 @@ def find_forward_flow_reference(src, dst, ts, amount, d, t0, a, *, window_ms=30 
     src, dst, ts, amount = list(src), list(dst), list(ts), list(amount)
     kw = dict(window_ms=window_ms, max_hops=max_hops, min_amount=min_amount,
               min_amount_ratio=min_amount_ratio)  # fmt: skip
+    # an edge outside (t0, t0 + window] or under the floor is on no valid sequence (each
+    # condition holds for every edge of one): leave those out before enumerating
+    thr = max(min_amount, ratio_threshold(min_amount_ratio, a))
+    candidates = [e for e in range(len(src)) if t0 < ts[e] <= t0 + window_ms and amount[e] >= thr]
     hop: dict[int, int] = {}
-    for seq in _sequences(src, dst, ts, d, max_hops):
+    for seq in _sequences(src, dst, ts, candidates, d, max_hops):
         if is_forward_sequence(seq, src, dst, ts, amount, d, t0, a, **kw):
             e = seq[-1]
             hop[e] = min(hop.get(e, len(seq)), len(seq))

@@ -95,6 +95,7 @@ COMMANDS: dict[str, str] = {
     "history": "investigate",
     "loan": "investigate",
     "alerts": "investigate",
+    "flow": "investigate",
     "score": "score",
     "rules replay": "score",
     "classify": "classify",
