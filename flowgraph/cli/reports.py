@@ -72,6 +72,10 @@ def report(
     if rule_cols:
         emit_rows([{by.value: r[by.value], **{c[5:]: r[c] for c in rule_cols}} for r in rows], False,
                   title="alerts by rule", columns=[by.value, *[c[5:] for c in rule_cols]])
+    if any(d["confirmed"] + d["dismissed"] + d["pending_second_review"] for d in data["dispositions"].values()):
+        emit_rows([{"rule": k, **{s: d[s] for s in ("alerts", "new", "pending_second_review", "confirmed", "dismissed")},
+                    "precision": "–" if d["precision"] is None else f"{d['precision']:.1%}"}
+                   for k, d in data["dispositions"].items()], False, title="dispositions by rule (measured precision)")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Rule packs, scoring and alerts: rules list/show/check, score, alerts, evaluate."""
+"""Rule packs and scoring: rules list/show/check, score, evaluate (alerts: cli/workbench.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from flowgraph.cli.output import (
     out,
     parse_day,
     say,
-    shield,
     want_json,
 )
 from flowgraph.rules.model import LEVELS
@@ -122,38 +121,16 @@ def score(
                   title=f"{summary['alerts']} alert(s) over {summary['disbursements']} disbursement(s) in {summary['seconds']} s")
         say("levels: " + ", ".join(f"{k} {v}" for k, v in summary["by_level"].items()))
     if fail_on:
+        # only alerts that are new, or whose level went up since their previous firing,
+        # fail the run: a case already under review does not fail every night again
+        from flowgraph.investigate.cases import fresh_alerts
+
         worst = LEVELS[: LEVELS.index(fail_on.value) + 1]
-        if any(summary["by_level"].get(lv, 0) for lv in worst):
-            say(f"[red]--fail-on {fail_on.value}: alerts at that level or above[/red]")
+        fresh = fresh_alerts(store, days)
+        hits = fresh.filter(fresh["level"].is_in(worst))
+        if hits.height:
+            say(f"[red]--fail-on {fail_on.value}: {hits.height} new or escalated alert(s) at that level or above[/red]")
             raise typer.Exit(1)
-
-
-@app.command()
-def alerts(
-    date_: Annotated[str | None, typer.Option("--date", help="One as-of partition.")] = None,
-    level: Annotated[Level | None, typer.Option()] = None,
-    rule: Annotated[str | None, typer.Option(help="Rule id.")] = None,
-    loan: Annotated[str | None, typer.Option(help="Loan id.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many (highest scores first).")] = None,
-    json_: JsonOpt = False,
-) -> None:
-    """Alerts written by `score` (latest as-of per alert unless --date)."""
-    from flowgraph.rules.alerts import alert_json, read_alerts
-
-    store = open_store()
-    df = read_alerts(store, parse_day(date_, "--date"), level.value if level else None, rule, loan)
-    if limit:
-        df = df.head(limit)
-    rows = shield([alert_json(r) for r in df.iter_rows(named=True)])
-    if want_json(json_):
-        for r in rows:
-            emit_json(r)
-        return
-    emit_rows(
-        [{"alert": r["alert_id"][:12], "level": r["level"], "score": r["score"], "rule": r["rule_id"],
-          "loan": r["loan_id"], "as_of": r["as_of"], "reason": "; ".join(r["reasons"])} for r in rows],
-        False, title=f"{len(rows)} alert(s)",
-    )
 
 
 @app.command()

@@ -1,7 +1,9 @@
-"""The analyst's workbench on the command line: forward flow (`flow`)."""
+"""The analyst's workbench on the command line: forward flow (`flow`) and alerts with their
+cases (`alerts` list/show/review/assign/note)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,11 +13,15 @@ from rich.tree import Tree
 from flowgraph.cli.app import app
 from flowgraph.cli.output import (
     JsonOpt,
+    Level,
     RulesOpt,
     emit_json,
+    emit_rows,
     open_store,
     out,
+    parse_day,
     say,
+    settings,
     shield,
     want_json,
 )
@@ -81,3 +87,138 @@ def flow(
     for rec in records:
         out.print(flow_tree(rec))
     say(f"{len(records)} disbursement(s), {sum(r['edge_count'] for r in records)} transfer(s) in their forward flow")
+
+
+# ------------------------------------------------------------------ alerts and their cases
+class _AlertsGroup(typer.core.TyperGroup):
+    """`alerts [OPTIONS]` lists alerts (as `alerts list`); `alerts show|review|assign|note`."""
+
+    default_command = "list"  # read by _command_path for access control and the audit line
+    default_on_empty = True
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+alerts_app = typer.Typer(
+    cls=_AlertsGroup, pretty_exceptions_show_locals=False,
+    help="Alerts written by `score` and their cases: list (default), show, review, assign, note.",
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+class Decision(StrEnum):
+    confirm = "confirm"
+    dismiss = "dismiss"
+
+
+AlertArg = Annotated[str, typer.Argument(help="Alert id (or a unique prefix of 8+ characters).")]
+
+
+@alerts_app.command("list")
+def alerts_list(
+    date_: Annotated[str | None, typer.Option("--date", help="One as-of partition.")] = None,
+    level: Annotated[Level | None, typer.Option()] = None,
+    rule: Annotated[str | None, typer.Option(help="Rule id.")] = None,
+    loan: Annotated[str | None, typer.Option(help="Loan id.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many (highest scores first).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Alerts written by `score` (latest as-of per alert unless --date)."""
+    from flowgraph.rules.alerts import alert_json, read_alerts
+
+    store = open_store()
+    df = read_alerts(store, parse_day(date_, "--date"), level.value if level else None, rule, loan)
+    if limit:
+        df = df.head(limit)
+    rows = shield([alert_json(r) for r in df.iter_rows(named=True)])
+    if want_json(json_):
+        for r in rows:
+            emit_json(r)
+        return
+    emit_rows(
+        [{"alert": r["alert_id"][:12], "level": r["level"], "score": r["score"], "rule": r["rule_id"],
+          "loan": r["loan_id"], "as_of": r["as_of"], "reason": "; ".join(r["reasons"])} for r in rows],
+        False, title=f"{len(rows)} alert(s)",
+    )
+
+
+def _actor() -> tuple[str, str]:
+    from flowgraph.security import access as acl
+
+    actor = settings.actor
+    return (actor.user, actor.role) if actor else (acl.acting_user(None), "admin")
+
+
+def _print_case(data: dict) -> None:
+    case = data["case"]
+    out.print(f"[bold]{escape(data['alert_id'])}[/bold]  {data['level']} {data['score']}  rule {escape(data['rule_id'])}  "
+              f"loan {escape(str(data['loan_id']))}  as of {data['as_of']}{'  (repeat, first ' + data['first_seen'] + ')' if data['repeat'] else ''}")
+    for r in data["reasons"]:
+        out.print(f"  {escape(r)}")
+    out.print(f"case: [bold]{case['status']}[/bold]  assignee {escape(str(case['assignee'] or '-'))}  round {case['round']}")
+    for r in case["reviews"]:
+        out.print(f"  review ({r['stage']}, round {r['round']}) {r['time']} {escape(r['user'])} ({r['role']}): "
+                  f"{r['decision']} — {escape(r['reason'])}")
+    for n in case["notes"]:
+        out.print(f"  note {n['time']} {escape(n['user'])}: {escape(n['text'])}")
+
+
+@alerts_app.command("show")
+def alerts_show(alert_id: AlertArg, json_: JsonOpt = False) -> None:
+    """One alert (its latest firing) with its case: status, assignee, reviews, notes, history."""
+    from flowgraph.investigate.cases import show_alert
+
+    data = shield(show_alert(open_store(), alert_id), alert_id)
+    if want_json(json_):
+        emit_json(data)
+        return
+    _print_case(data)
+
+
+def _after(case: dict, alert_id: str, as_json: bool, what: str) -> None:
+    from flowgraph.investigate.cases import public_case
+
+    if as_json:
+        emit_json({"alert_id": case["alert_id"], "case": public_case(case)})
+    else:
+        say(f"alert {escape(case['alert_id'])}: {what}; case {case['status']}")
+
+
+@alerts_app.command("review")
+def alerts_review(
+    alert_id: AlertArg,
+    decision: Annotated[Decision, typer.Option(help="confirm or dismiss.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the case history).")],
+    json_: JsonOpt = False,
+) -> None:
+    """Review an alert: the first review sets it pending_second_review; the second, by
+    another user with 'review.approve', confirms or dismisses it (a disagreement sends it
+    back to new)."""
+    from flowgraph.investigate.cases import review
+
+    user, role = _actor()
+    case = review(open_store(), alert_id, user, role, decision.value, reason)
+    _after(case, alert_id, want_json(json_), f"{decision.value} by {user}")
+
+
+@alerts_app.command("assign")
+def alerts_assign(alert_id: AlertArg, user_name: Annotated[str, typer.Argument(metavar="USER", help="A user of the store.")], json_: JsonOpt = False) -> None:
+    """Assign an alert's case to a user."""
+    from flowgraph.investigate.cases import assign
+
+    user, role = _actor()
+    case = assign(open_store(), alert_id, user_name, user, role)
+    _after(case, alert_id, want_json(json_), f"assigned to {user_name}")
+
+
+@alerts_app.command("note")
+def alerts_note(alert_id: AlertArg, text: Annotated[str, typer.Argument(help="The note.")], json_: JsonOpt = False) -> None:
+    """Add a note to an alert's case."""
+    from flowgraph.investigate.cases import note
+
+    user, role = _actor()
+    case = note(open_store(), alert_id, text, user, role)
+    _after(case, alert_id, want_json(json_), "note added")

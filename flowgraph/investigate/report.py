@@ -159,7 +159,15 @@ def report_json(groups: pl.DataFrame, total: pl.DataFrame, by: str, start: date 
 
 def report_data(store: Store, start: date | None = None, end: date | None = None, by: str = "month") -> dict:
     """:func:`portfolio_tables` as JSON (what ``flowgraph report --json`` prints)."""
-    return report_json(*portfolio_tables(store, start, end, by), by, start, end)
+    sel = select(store, start, end)
+    return report_json(*group_tables(sel, by), by, start, end) | {"dispositions": _dispositions(store, sel)}
+
+
+def _dispositions(store: Store, sel: Selection) -> dict:
+    """Per rule: the cases of the period's alerts by status and the measured precision."""
+    from flowgraph.investigate.cases import dispositions
+
+    return dispositions(store, sel.alerts["alert_id"].to_list())
 
 
 # ------------------------------------------------------------------ files and charts
@@ -246,7 +254,7 @@ def write_report(store: Store, out_dir: str | Path, start: date | None, end: dat
     out_dir.mkdir(parents=True, exist_ok=True)
     sel = select(store, start, end)
     groups, total = group_tables(sel, by)
-    data = report_json(groups, total, by, start, end)
+    data = report_json(groups, total, by, start, end) | {"dispositions": _dispositions(store, sel)}
     df = decimal_amounts(pl.concat([groups, total], how="vertical_relaxed"))  # the total row last, as in the HTML
     atomic_write_bytes(out_dir / "report.csv", df.write_csv().encode())
     tmp = out_dir / ".report.xlsx.tmp"

@@ -64,6 +64,8 @@ PERMISSIONS: dict[str, str] = {
     "users.read": "list users and roles",
     "audit.read": "read the audit log",
     "audit.verify": "check the audit log's hash chain (no content shown)",
+    "review": "first review of an alert's case, assignment and notes",
+    "review.approve": "second review of an alert's case (four eyes: never the first reviewer)",
     "unmasked": "see account and party ids, names, id numbers, phones and addresses in clear",
 }
 
@@ -72,8 +74,8 @@ PERMISSIONS: dict[str, str] = {
 #: managers also score and classify; admins ingest and configure.
 ROLES: dict[str, frozenset[str]] = {
     "regulator": frozenset({"aggregate", "audit.verify"}),
-    "analyst": frozenset({"aggregate", "investigate", "evidence"}),
-    "risk_manager": frozenset({"aggregate", "investigate", "evidence", "score", "classify", "unmasked", "audit.verify"}),
+    "analyst": frozenset({"aggregate", "investigate", "evidence", "review"}),
+    "risk_manager": frozenset({"aggregate", "investigate", "evidence", "score", "classify", "unmasked", "audit.verify", "review", "review.approve"}),
     "auditor": frozenset({"aggregate", "investigate", "evidence", "users.read", "audit.read", "audit.verify", "unmasked"}),
     "admin": frozenset(PERMISSIONS),
 }
@@ -96,6 +98,9 @@ COMMANDS: dict[str, str] = {
     "loan": "investigate",
     "alerts": "investigate",
     "flow": "investigate",
+    "alerts review": "review",
+    "alerts assign": "review",
+    "alerts note": "review",
     "score": "score",
     "rules replay": "score",
     "classify": "classify",
@@ -123,7 +128,7 @@ STORELESS: frozenset[str] = frozenset({
 #: outcome line — so a change can never exist without its audit line, even after kill -9.
 ANNOUNCED: frozenset[str] = frozenset({
     "init", "ingest", "index", "score", "classify", "users add", "users remove", "neo4j",
-    "evidence write", "report",
+    "evidence write", "report", "alerts review", "alerts assign", "alerts note",
 })
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
