@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
+from flowgraph.cli.admin import users_app
 from flowgraph.cli.app import app
 from flowgraph.cli.output import (
     JsonOpt,
@@ -222,3 +223,28 @@ def alerts_note(alert_id: AlertArg, text: Annotated[str, typer.Argument(help="Th
     user, role = _actor()
     case = note(open_store(), alert_id, text, user, role)
     _after(case, alert_id, want_json(json_), "note added")
+
+
+# ------------------------------------------------------------------ workbench passwords
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="A user of the store (see `users add`).")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input (for scripts).")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Set a user's password for the browser workbench (`flowgraph serve`), stored as an
+    scrypt hash in <store>/passwords.json."""
+    import sys
+
+    from flowgraph.web.auth import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    user, _ = _actor()
+    set_password(open_store(), name, password, user)
+    if want_json(json_):
+        emit_json({"user": name, "password_set": True})
+    else:
+        say(f"password set for {escape(name)}")

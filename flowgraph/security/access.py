@@ -111,6 +111,7 @@ COMMANDS: dict[str, str] = {
     "users list": "users.read",
     "users add": "configure",
     "users remove": "configure",
+    "users passwd": "configure",
     "neo4j": "configure",
     "neo4j status": "aggregate",
 }
@@ -127,7 +128,7 @@ STORELESS: frozenset[str] = frozenset({
 #: ``started`` line *before* they run (and their manifest writes point at it), then the
 #: outcome line — so a change can never exist without its audit line, even after kill -9.
 ANNOUNCED: frozenset[str] = frozenset({
-    "init", "ingest", "index", "score", "classify", "users add", "users remove", "neo4j",
+    "init", "ingest", "index", "score", "classify", "users add", "users remove", "users passwd", "neo4j",
     "evidence write", "report", "alerts review", "alerts assign", "alerts note",
 })
 
