@@ -7,8 +7,8 @@ loan, account and portfolio pages. Masking is applied by the caller (one place, 
 ...                            "amount": "10.00", "hop": 1, "marks": []}],
 ...                 "accounts": [{"account": "D", "hop": 0, "borrower_side": True, "prohibited": False},
 ...                              {"account": "X", "hop": 1, "borrower_side": False, "prohibited": False}]},
-...                [])["nodes"][1]["data"]["label"]
-'X'
+...                [])["nodes"][1]["position"]
+{'x': 170.0, 'y': 160.0}
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 from datetime import date
 
 from flowgraph.core.errors import NotFound
-from flowgraph.core.values import parse_ts
+from flowgraph.core.values import format_ts, parse_ts
 from flowgraph.investigate import cases
 from flowgraph.store.embedded import Store
 
 QUEUE_FILTERS = ("level", "rule", "branch", "status", "assignee", "since", "until", "firing")
 QUEUE_LIMIT = 500
-X_SPAN, Y_STEP = 900.0, 70.0  # graph layout: time axis width and lane height (px)
+X_STEP, Y_STEP = 170.0, 120.0  # graph layout: column per arrival, row per hop (px)
 
 
 # ------------------------------------------------------------------ queue
@@ -86,8 +86,8 @@ def alert_page(store: Store, alert_id: str, pack=None) -> dict:
 
 
 def graph_elements(flow: dict, paths: list[dict]) -> dict:
-    """Cytoscape elements drawn by time: x = when money first reached the account (the
-    disbursement account at the left, at t0), one lane per account in order of arrival;
+    """Cytoscape elements drawn by time: accounts left to right in the order money first
+    reached them (the disbursement account first), one row per hop; each label says when;
     edges carry ts (for the time slider), amount, hop and marks. Node ids are positions
     (``n0``…), never account ids: masked ids must not merge two accounts."""
     t0 = parse_ts(flow["ts"])
@@ -107,15 +107,19 @@ def graph_elements(flow: dict, paths: list[dict]) -> dict:
     info = {a["account"]: a for a in flow.get("accounts", [])}
     order = sorted(arrive, key=lambda a: (arrive[a], a != flow["account"], a))
     node_id = {a: f"n{i}" for i, a in enumerate(order)}
+    hop_of = {a: info.get(a, {}).get("hop") for a in order}
     nodes = []
     for i, a in enumerate(order):
         meta = info.get(a, {})
         classes = [c for c, on in (("origin", a == flow["account"]), ("borrower", meta.get("borrower_side")),
                                    ("prohibited", meta.get("prohibited"))) if on]  # fmt: skip
+        hop = hop_of[a] if hop_of[a] is not None else max([0, *(h for h in hop_of.values() if h is not None)]) + 1
         nodes.append({
-            "data": {"id": node_id[a], "account": a, "label": a, "arrive": arrive[a], "hop": meta.get("hop"),
-                     "category": meta.get("category") or "", "index": i},
-            "position": {"x": round(X_SPAN * (arrive[a] - t0) / (t1 - t0), 1), "y": round(Y_STEP * i, 1)},
+            "data": {"id": node_id[a], "account": a, "label": f"{a}\n{format_ts(arrive[a])[5:16].replace('T', ' ')}",
+                     "arrive": arrive[a], "hop": meta.get("hop"), "category": meta.get("category") or "", "index": i},
+            # left to right in order of arrival (evenly spaced, so a burst of transfers in
+            # one hour stays readable next to a return weeks later); one row per hop
+            "position": {"x": X_STEP * i, "y": Y_STEP * hop + (Y_STEP / 3) * (i % 2)},
             "classes": " ".join(classes),
         })
     out_edges = []
@@ -126,7 +130,7 @@ def graph_elements(flow: dict, paths: list[dict]) -> dict:
         out_edges.append({
             "data": {"id": f"e{len(out_edges)}", "source": node_id[e["src"]], "target": node_id[e["dst"]],
                      "tx_id": e["tx_id"], "ts": parse_ts(e["ts"]), "when": e["ts"], "amount": e["amount"],
-                     "hop": e.get("hop"), "label": f"{e['amount']} · {e['ts'][:10]}"},
+                     "hop": e.get("hop"), "label": e["amount"]},
             "classes": " ".join(sorted(marks)),
         })
     return {"nodes": nodes, "edges": out_edges, "t0": t0, "t1": t1}

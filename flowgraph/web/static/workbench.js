@@ -16,11 +16,12 @@
     style: [
       { selector: "node", style: {
           "background-color": "#78909c", "label": "data(label)", "font-size": 11, "color": "#1d2430",
-          "text-valign": "top", "text-margin-y": -4, "width": 18, "height": 18,
+          "text-valign": "top", "text-margin-y": -4, "text-wrap": "wrap", "text-halign": "center", "width": 18, "height": 18,
           "border-width": 1, "border-color": "#455a64" } },
-      { selector: "node.origin", style: { "background-color": "#1f5fbf", "width": 24, "height": 24 } },
       { selector: "node.borrower", style: { "background-color": "#f9a825" } },
       { selector: "node.prohibited", style: { "background-color": "#8e24aa", "shape": "diamond" } },
+      { selector: "node.origin", style: { "background-color": "#1f5fbf", "width": 24, "height": 24 } },
+      { selector: "node.origin.borrower", style: { "border-width": 3, "border-color": "#f9a825" } },
       { selector: "edge", style: {
           "width": 1.5, "line-color": "#90a4ae", "target-arrow-color": "#90a4ae",
           "target-arrow-shape": "triangle", "curve-style": "bezier", "label": "data(label)",
