@@ -22,7 +22,13 @@ from flowgraph.web.app import create_app
 from tests.helpers.browser import CHROMIUM, LiveServer, launch
 from tests.web.conftest import PASSWORDS
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+REQUIRED = os.environ.get("FLOWGRAPH_REQUIRE_BROWSER") == "1"  # set by .ci/run: fail, never skip
+if REQUIRED:
+    import playwright.sync_api as playwright_api
+
+    assert CHROMIUM, "chromium not on PATH (Debian: apt-get install -y chromium)"
+else:
+    playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not on PATH (Debian: apt-get install -y chromium)")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SHOTS = os.environ.get("FLOWGRAPH_DOCS_SCREENSHOTS") == "1"
