@@ -41,3 +41,12 @@ def test_wheel_carries_templates_rule_packs_and_samples(wheel):
 def test_entry_point_is_the_package_app(wheel):
     dist = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
     assert "flowgraph = flowgraph.cli:app" in wheel.read(dist).decode()
+
+
+def test_wheel_carries_the_workbench_assets(wheel):
+    """`pip install .` alone gives a working, offline workbench: pages, script, styles and
+    the vendored graph library with its licence."""
+    names = set(wheel.namelist())
+    for f in ("templates/alert.html.j2", "templates/signin.html.j2", "static/workbench.js", "static/workbench.css",
+              "static/vendor/cytoscape.min.js", "static/vendor/cytoscape.LICENSE"):
+        assert f"flowgraph/web/{f}" in names, f
