@@ -59,6 +59,7 @@ class Workbench:
     store_root: Path
     sessions: auth.Sessions
     rules_dir: Path | None = None
+    audit: bool = True  # False when the host app's middleware audits every request
 
     @property
     def store(self) -> Store:
@@ -102,6 +103,8 @@ def _same_origin(request: Request) -> None:
 
 
 def _audit(wb: Workbench, actor: acl.Actor | None, command: str, args: list[str], outcome: str, code: int) -> None:
+    if not wb.audit:
+        return
     store = wb.store
     if not store.manifest_path.exists():
         return
@@ -141,6 +144,7 @@ def create_router(wb: Workbench) -> APIRouter:
         actor, sess = who
         command = PAGE_COMMANDS[kind]
         args = args or [request.url.path]
+        request.state.command, request.state.actor = f"web {command}", actor  # for a host app's audit
         try:
             if post:
                 _same_origin(request)
@@ -184,6 +188,7 @@ def create_router(wb: Workbench) -> APIRouter:
             return _render("signin.html.j2", 403, csrf=request.cookies.get(auth.SIGNIN_COOKIE) or "", next=_safe_next(next),
                            error="The sign-in form expired: try again.", user=None)  # fmt: skip
         store = wb.store
+        request.state.command, request.state.user = "web signin", user or None
         actor = None if wb.sessions.locked_out(user) else auth.check_credentials(store, user, password)
         if actor is None:
             wb.sessions.failed(user)
@@ -331,9 +336,12 @@ def _safe_next(target: str | None) -> str:
 
 # ------------------------------------------------------------------ applications
 def mount_workbench(app: FastAPI, store_root: str | Path, rules_dir: Path | None = None,
-                    sessions: auth.Sessions | None = None) -> Workbench:  # fmt: skip
-    """Add the workbench pages (``/``) and its static files (``/static``) to ``app``."""
-    wb = Workbench(Path(store_root), sessions or auth.Sessions(), rules_dir)
+                    sessions: auth.Sessions | None = None, audit: bool = True) -> Workbench:  # fmt: skip
+    """Add the workbench pages (``/``) and its static files (``/static``) to ``app``.
+
+    ``audit=False`` when ``app`` already writes every request to the audit log: the pages
+    then only set ``request.state.command`` (``web …``) and ``request.state.actor``."""
+    wb = Workbench(Path(store_root), sessions or auth.Sessions(), rules_dir, audit)
     app.include_router(create_router(wb))
     app.mount("/static", StaticFiles(directory=STATIC), name="workbench-static")
     return wb
