@@ -4,9 +4,12 @@
 
     report.html     self-contained report (inline CSS and SVG, no script, no URL)
     evidence.json   trace records (``flowgraph trace --json``), alerts (``alerts --json``),
-                    numbered paths, linked-party chains, rules and trace parameters
+                    numbered paths, linked-party chains, rules and trace parameters, and
+                    the forward flow records (``flowgraph flow --json``)
     hops.csv        one row per hop with its path number
-    evidence.xlsx   sheets summary, paths, hops, accounts, links
+    flow.csv        the forward flow (资金流向) of each disbursement: one row per transfer
+                    with its fewest hop and marks (``flowgraph flow --json``'s edges)
+    evidence.xlsx   sheets summary, paths, hops, accounts, links, forward flow
     graph.graphml   accounts as nodes, transactions as edges (networkx MultiDiGraph)
     manifest.json   SHA-256 of every other file, rule pack, snapshot id, parameters,
                     generator and who generated it — written last
@@ -57,9 +60,10 @@ from flowgraph.security.masking import (
 from flowgraph.store.embedded import Store
 from flowgraph.store.outputs import check_output_dir
 
-BUNDLE_FORMAT = "flowgraph-evidence/1"
+BUNDLE_FORMAT = "flowgraph-evidence/2"  # 2: forward flow (flow.csv, evidence.json, xlsx, html)
+FLOW_MAX_EDGES = 10_000  # forward-flow transfers kept per disbursement in a bundle (fewest hops first)
 MANIFEST = "manifest.json"
-FILES = ("report.html", "evidence.json", "hops.csv", "evidence.xlsx", "graph.graphml")
+FILES = ("report.html", "evidence.json", "hops.csv", "flow.csv", "evidence.xlsx", "graph.graphml")
 
 
 
@@ -151,7 +155,11 @@ def _gather(
                 rules.append(_rule_json(pack.rule(rid)))
             except KeyError:
                 pass
-    return {"payment_mode": mode, "records": records, "alerts": alert_rows, "paths": paths, "chains": chains, "rules": rules}
+    from flowgraph.investigate.flow import forward_flow_loans
+
+    flows = forward_flow_loans(store, [loan_id], pack, options=options, max_edges=FLOW_MAX_EDGES)
+    return {"payment_mode": mode, "records": records, "alerts": alert_rows, "paths": paths, "chains": chains,
+            "rules": rules, "forward_flow": flows}
 
 
 def _masked(data: dict, known: set[str], store: Store) -> tuple[dict, dict[str, str]]:
@@ -270,6 +278,17 @@ def _hop_rows(doc: dict) -> list[dict]:
     ]
 
 
+FLOW_COLUMNS = ["disbursement_id", "hop", "tx_id", "from", "to", "ts", "amount", "marks"]
+
+
+def _flow_rows(doc: dict) -> list[dict]:
+    return [
+        {"disbursement_id": f["disbursement_id"], "hop": e["hop"], "tx_id": e["tx_id"], "from": e["src"],
+         "to": e["dst"], "ts": e["ts"], "amount": e["amount"], "marks": ";".join(e["marks"])}
+        for f in doc["forward_flow"] for e in f["edges"]
+    ]
+
+
 def _csv(rows: list[dict], columns: list[str]) -> bytes:
     buf = io.StringIO()
     w = csv.DictWriter(buf, columns, lineterminator="\n")
@@ -335,6 +354,11 @@ def _xlsx(doc: dict, summary: dict) -> bytes:
              for c in doc["chains"] for i, s in enumerate(c["steps"])],
             schema={"account": pl.Utf8, "borrower_id": pl.Utf8, "step": pl.Int64, "relation": pl.Utf8,
                     "party_or_account": pl.Utf8, "chain": pl.Utf8},
+        ),
+        "forward flow": pl.DataFrame(
+            [{**r, "amount": parse_amount(r["amount"]) / 100} for r in _flow_rows(doc)],
+            schema={"disbursement_id": pl.Utf8, "hop": pl.Int64, "tx_id": pl.Utf8, "from": pl.Utf8, "to": pl.Utf8,
+                    "ts": pl.Utf8, "amount": pl.Float64, "marks": pl.Utf8},
         ),
     }
     buf = io.BytesIO()
@@ -412,7 +436,7 @@ def _build(
         "ruleset": {"id": pack.id, "version": pack.version, "hash": pack.hash},
         "payment_mode": data["payment_mode"],
         "trace_options": _options_json(options),
-        **{k: data[k] for k in ("records", "alerts", "paths", "chains", "rules")},
+        **{k: data[k] for k in ("records", "alerts", "paths", "chains", "rules", "forward_flow")},
     }
     summary = {
         "target": target_id, "target_kind": kind, "loan_id": loan_id,
@@ -428,6 +452,7 @@ def _build(
         "report.html": _render_html(doc, summary).encode("utf-8"),
         "evidence.json": _dumps(doc),
         "hops.csv": _csv(_hop_rows(doc), ["path", "hop", "source", "disbursement_id", "tx_id", "from", "to", "ts", "amount"]),
+        "flow.csv": _csv(_flow_rows(doc), FLOW_COLUMNS),
         "evidence.xlsx": _xlsx(doc, summary),
         "graph.graphml": _graphml(doc),
     }
@@ -451,6 +476,11 @@ def _build(
             "payment_mode": data["payment_mode"],
             "options": doc["trace_options"],
             "data": "every transaction of the snapshot (not cut at an alert's as_of)",
+        },
+        "forward_flow": {
+            "function": "flowgraph.investigate.flow.forward_flow_loans",
+            "options": "the trace options above (window, hops, amount floor per payment mode)",
+            "max_edges": FLOW_MAX_EDGES,
         },
         "rerun": "flowgraph --store STORE evidence verify BUNDLE_DIR",
         "notes": notes,

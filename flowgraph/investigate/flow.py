@@ -58,6 +58,7 @@ def forward_flow_loans(
     pack=None,
     overrides: dict | None = None,
     max_edges: int = MAX_EDGES,
+    options: dict[str, TraceOptions] | None = None,
 ) -> list[dict]:
     """Forward-flow records for every disbursement of ``loan_ids``.
 
@@ -75,10 +76,18 @@ def forward_flow_loans(
     max_edges : int
         Transfers kept per disbursement (fewest hops first); ``truncated`` says when more
         were reachable.
+    options : dict, optional
+        Payment mode → :class:`TraceOptions` to use instead of the pack's flow-back rules
+        (an evidence bundle passes the options it records).
     """
     loan_ids = list(dict.fromkeys(loan_ids))
     disb = select_disbursements(store, loan_ids)
-    by_mode = options_from_pack(pack) if pack is not None else {m: TraceOptions.defaults() for m in ("self", "entrusted")}
+    if options is not None:
+        by_mode = dict(options)
+    elif pack is not None:
+        by_mode = options_from_pack(pack)
+    else:
+        by_mode = {m: TraceOptions.defaults() for m in ("self", "entrusted")}
     by_mode = {m: o.override(**(overrides or {})) for m, o in by_mode.items()}
     index, _ = load_or_build_index(store)
     lookup = AccountLookup(index.account_ids)

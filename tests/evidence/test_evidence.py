@@ -16,7 +16,7 @@ from flowgraph.rules.alerts import read_alerts
 from flowgraph.security.masking import mask_id, mask_map
 from flowgraph.store.embedded import Store
 
-SHEETS = ["summary", "paths", "hops", "accounts", "links"]
+SHEETS = ["summary", "paths", "hops", "accounts", "links", "forward flow"]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_round_trip_verifies(sample_store, bundle, alert):
     assert manifest["alerts"] == {alert["alert_id"]: alert["as_of"]}
     res = verify_evidence(sample_store, bundle)
     assert res["ok"], res["problems"]
-    assert res["status"] == "verified" and res["problems"] == [] and res["files_regenerated"] == 6
+    assert res["status"] == "verified" and res["problems"] == [] and res["files_regenerated"] == len(FILES) + 1 == 7
 
 
 def test_bundle_is_deterministic_byte_for_byte(sample_store, alert, bundle, tmp_path):
@@ -243,7 +243,7 @@ def test_rerun_difference_names_the_path(bundle, sample_store, tmp_path):
     assert any("path 1" in p for p in res["problems"]) and any("path #1" in p for p in res["problems"])
 
 
-def test_xlsx_has_the_five_sheets(bundle, alert):
+def test_xlsx_has_the_six_sheets(bundle, alert):
     import openpyxl
 
     wb = openpyxl.load_workbook(bundle / "evidence.xlsx", read_only=True)
@@ -251,6 +251,23 @@ def test_xlsx_has_the_five_sheets(bundle, alert):
     rows = list(wb["hops"].iter_rows(values_only=True))
     assert rows[0][:2] == ("path", "hop")
     assert len(rows) - 1 == sum(len(p["hops"]) for p in alert["paths"])
+
+
+def test_forward_flow_in_the_bundle_equals_the_flow_command(unmasked_bundle, sample_store, alert):
+    """flow.csv and evidence.json's forward_flow hold exactly `flow --json` of the loan,
+    and every transfer of the alert's paths is in it."""
+    from flowgraph.investigate.flow import forward_flow_loans
+    from flowgraph.rules.pack import load_pack
+
+    want = forward_flow_loans(sample_store, [alert["loan_id"]], load_pack(), max_edges=10_000)
+    doc = json.loads((unmasked_bundle / "evidence.json").read_text())
+    assert doc["forward_flow"] == want
+    rows = pl.read_csv(unmasked_bundle / "flow.csv", infer_schema=False)
+    assert sorted(zip(rows["tx_id"], rows["hop"].cast(pl.Int64), strict=True)) == sorted(
+        (e["tx_id"], e["hop"]) for f in want for e in f["edges"])
+    on_paths = {h["tx_id"] for p in alert["paths"] for h in p["hops"]}
+    assert on_paths and on_paths <= set(rows["tx_id"].to_list())
+    assert "Forward flow" in (unmasked_bundle / "report.html").read_text()
 
 
 def test_graphml_loads_with_paths(unmasked_bundle, alert):
