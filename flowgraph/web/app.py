@@ -9,7 +9,7 @@ flow-back paths and the forward-flow graph, ``/alerts/{id}/evidence`` the bundle
 ``/loans/{id}``, ``/accounts/{id}``, ``/dashboard``. Every page needs a session
 (:mod:`flowgraph.web.auth`) and the permission of the CLI command it mirrors
 (:data:`PAGE_COMMANDS`); data are masked by role exactly as in the CLI
-(:func:`flowgraph.security.masking.mask_personal`), and every request is appended to the
+(:func:`flowgraph.security.masking.mask_for`), and every request is appended to the
 audit log. No page loads anything from outside the server: the Content-Security-Policy
 allows only this origin.
 """
@@ -114,9 +114,8 @@ def _audit(wb: Workbench, actor: acl.Actor | None, command: str, args: list[str]
 
 
 def _shield(wb: Workbench, actor: acl.Actor, obj, *ids: str):
-    if actor.may("unmasked"):
-        return obj
-    return masking.mask_personal(obj, masking.known_ids(wb.store), ids)
+    """What ``actor`` may see of ``obj``: the CLI's masking (``masking.mask_for``)."""
+    return masking.mask_for(actor, obj, wb.store, ids)
 
 
 # ------------------------------------------------------------------ the router
