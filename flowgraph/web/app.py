@@ -171,6 +171,7 @@ def create_router(wb: Workbench) -> APIRouter:
     # -------------------------------------------------------------- sign-in
     @r.get("/", response_class=HTMLResponse)
     def home(request: Request, next: str | None = None):
+        request.state.command = "web home"
         who = session_of(request)
         if who is not None:
             actor, _ = who
@@ -203,7 +204,10 @@ def create_router(wb: Workbench) -> APIRouter:
 
     @r.post("/signout")
     def signout(request: Request, csrf: str = Form("")):
+        request.state.command = "web signout"
         who = session_of(request)
+        if who is not None:
+            request.state.actor = who[0]
         if who is not None and auth.same_token(who[1].csrf, csrf):
             wb.sessions.end(request.cookies.get(auth.COOKIE))
             _audit(wb, who[0], "signout", [who[0].user], "ok", 0)
