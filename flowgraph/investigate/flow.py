@@ -115,7 +115,9 @@ def forward_flow_loans(
     records = []
     for i, row in enumerate(disb.iter_rows(named=True)):
         opts = by_mode.get(row["payment_mode"], TraceOptions.defaults())
-        linked = graph.linked_accounts([row["borrower_id"]], opts.link_depth, opts.relation_types) if graph and row["borrower_id"] else {}
+        # the borrower side as the flow-back rule sees it: relations valid at the disbursement
+        linked = (graph.linked_accounts([row["borrower_id"]], opts.link_depth, opts.relation_types, at=int(row["ts"]))
+                  if graph and row["borrower_id"] else {})  # fmt: skip
         records.append(_record(row, results[i], hop_of, linked, category, banned, traced.get(row["disbursement_id"]), opts, max_edges))
     return records
 
