@@ -107,6 +107,9 @@ def ts_expr(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     off_min = off_h * 60 + off_m
     has_off = off.is_not_null() & (off != "Z")
     bad_off = has_off & ((off_m > 59) | (off_min > MAX_OFFSET_MIN))
+    # a leap second (:60) has no exact UTC millisecond: refused, as parse_ts does (polars
+    # would roll it over into the next minute)
+    bad_sec = sec.str.slice(1, 2).cast(pl.Int64, strict=False) > 59
     off_ms = (
         pl.when(~has_off)
         .then(0)
@@ -125,7 +128,7 @@ def ts_expr(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         .then(compact_ms)
         .when(epoch)
         .then(t.cast(pl.Int64, strict=False))
-        .when(digits | bad_off)
+        .when(digits | bad_off | bad_sec.fill_null(False))
         .then(None)
         .otherwise(iso_ms)
     )
