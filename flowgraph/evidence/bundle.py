@@ -138,8 +138,10 @@ def _gather(
     for r in records:
         if not r["borrower_id"]:
             continue
-        linked = graph.linked_accounts([r["borrower_id"]], opts.link_depth, opts.relation_types)
-        ends = [p["hops"][-1]["dst"] for p in paths if p["disbursement_id"] == r["disbursement_id"]]
+        # the chain as it stood at the disbursement: relations valid then, as the trace used
+        linked = graph.linked_accounts([r["borrower_id"]], opts.link_depth, opts.relation_types, at=parse_ts(r["ts"]))
+        # a path without hops (a repayment straight from the disbursement account) ends nowhere new
+        ends = [p["hops"][-1]["dst"] for p in paths if p["disbursement_id"] == r["disbursement_id"] and p["hops"]]
         for acct in dict.fromkeys(ends):
             if acct in linked and acct not in done:
                 done.add(acct)
@@ -160,6 +162,14 @@ def _gather(
     flows = forward_flow_loans(store, [loan_id], pack, options=options, max_edges=FLOW_MAX_EDGES)
     return {"payment_mode": mode, "records": records, "alerts": alert_rows, "paths": paths, "chains": chains,
             "rules": rules, "forward_flow": flows}
+
+
+def _path_ends(hops: list[dict]) -> dict:
+    """First and last hop of a path for the paths sheet (empty for a path without hops)."""
+    if not hops:
+        return {"start": None, "end": None, "first_ts": None, "last_ts": None, "last_amount": None}
+    return {"start": hops[0]["src"], "end": hops[-1]["dst"], "first_ts": hops[0]["ts"],
+            "last_ts": hops[-1]["ts"], "last_amount": parse_amount(hops[-1]["amount"]) / 100}
 
 
 def _masked(data: dict, known: set[str], store: Store) -> tuple[dict, dict[str, str]]:
@@ -331,9 +341,7 @@ def _xlsx(doc: dict, summary: dict) -> bytes:
         ),
         "paths": pl.DataFrame(
             [{"path": p["path"], "source": p["source"], "rule_id": p["rule_id"] or "", "disbursement_id": p["disbursement_id"],
-              "hops": len(p["hops"]), "start": p["hops"][0]["src"], "end": p["hops"][-1]["dst"],
-              "first_ts": p["hops"][0]["ts"], "last_ts": p["hops"][-1]["ts"],
-              "last_amount": parse_amount(p["hops"][-1]["amount"]) / 100} for p in doc["paths"]],
+              "hops": len(p["hops"]), **_path_ends(p["hops"])} for p in doc["paths"]],
             schema={"path": pl.Int64, "source": pl.Utf8, "rule_id": pl.Utf8, "disbursement_id": pl.Utf8, "hops": pl.Int64,
                     "start": pl.Utf8, "end": pl.Utf8, "first_ts": pl.Utf8, "last_ts": pl.Utf8, "last_amount": pl.Float64},
         ),

@@ -197,6 +197,7 @@ def test_money_totals_are_exact_at_the_bounds(odd_store):
 
 def test_evidence_for_alerts_and_loans(odd_store, tmp_path):
     store, _ = odd_store
+    assert invoke(store, "score", "--all").exit_code == 0  # on its own, not by test order
     r = invoke(store, "alerts", "--json")
     assert r.exit_code == 0, r.output
     alerts = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
@@ -209,9 +210,6 @@ def test_evidence_for_alerts_and_loans(odd_store, tmp_path):
         assert r.exit_code == 0, r.output
 
 
-@pytest.mark.xfail(strict=True, reason="flowgraph/evidence/bundle.py (not this change's) reads hops[-1] of a "
-                   "repay_with_loan path with no hops (the disbursement account repaid the loan itself); "
-                   "normal data do that too. Remove this mark with the fix.")
 def test_evidence_for_a_loan_repaid_from_its_disbursement_account(odd_store, tmp_path):
     store, _ = odd_store
     r = invoke(store, "evidence", "L1", "--out", tmp_path / "L1")
